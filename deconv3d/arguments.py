@@ -1,0 +1,133 @@
+"""Normalisation and validation of the constructor arguments, the Keras way.
+
+We accept exactly what Keras 3 accepts and normalise it the same way.  Where
+Keras rejects a value we raise the same exception class, but always at
+construction time (Keras sometimes only fails when the layer is built) and
+with a message that names the argument and the value.  Where Keras would fail
+with an unrelated error (AttributeError from ``padding=None``, say) we raise a
+TypeError or ValueError instead.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Tuple
+
+from . import config
+
+RANK = 3
+
+
+def standardize_tuple(value, name: str, allow_zero: bool = False) -> Tuple[int, ...]:
+    """An int or an iterable of three ints -> a tuple of three Python ints.
+
+    Mirrors ``keras.src.utils.argument_validation.standardize_tuple``: a plain
+    ``int`` (or ``bool``) is repeated; anything else must be an iterable of
+    length 3 whose elements pass ``int()``.  NumPy integer scalars are not
+    accepted on their own (Keras rejects them too), but are fine as elements.
+    """
+    message = (f"The `{name}` argument must be a tuple of {RANK} integers. "
+               f"Received {name}={value!r}")
+    if isinstance(value, int):
+        items = (value,) * RANK
+    else:
+        try:
+            items = tuple(value)
+        except TypeError:
+            raise ValueError(message) from None
+        if len(items) != RANK:
+            raise ValueError(message)
+    for item in items:
+        try:
+            int(item)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(f"{message}, including element {item!r} of type "
+                             f"{type(item).__name__}") from None
+        if isinstance(item, (str, bytes)):
+            # Keras lets "3" through int() and then fails comparing it with 0.
+            raise TypeError(f"{message}: element {item!r} is a string, not an integer")
+        if not isinstance(item, numbers.Integral):
+            # Keras accepts 3.0 here and fails later, when it builds the kernel.
+            raise ValueError(f"{message}: element {item!r} of type {type(item).__name__} "
+                             f"is not an integer")
+    result = tuple(int(item) for item in items)
+    bad = sorted({v for v in result if (v < 0 if allow_zero else v <= 0)})
+    if bad:
+        requirement = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{message}, including values {set(bad)} that do not satisfy "
+                         f"`value {requirement}`")
+    return result
+
+
+def standardize_padding(value) -> str:
+    """``'valid'`` or ``'same'``, case-insensitive."""
+    if not isinstance(value, str):
+        raise TypeError(f"The `padding` argument must be the string 'valid' or 'same'. "
+                        f"Received: padding={value!r} of type {type(value).__name__}")
+    padding = value.lower()
+    if padding not in ("valid", "same"):
+        raise ValueError(f"The `padding` argument must be one of {{'valid', 'same'}}. "
+                         f"Received: padding={value!r}")
+    return padding
+
+
+def standardize_data_format(value) -> str:
+    """None -> the keras.json default; otherwise ``str(value).lower()`` must be a format."""
+    if value is None:
+        return config.image_data_format()
+    data_format = str(value).lower()
+    if data_format not in config.DATA_FORMATS:
+        raise ValueError("The `data_format` argument must be one of "
+                         "{'channels_first', 'channels_last'}. "
+                         f"Received: data_format={data_format}")
+    return data_format
+
+
+def standardize_output_padding(value) -> Optional[Tuple[int, ...]]:
+    if value is None:
+        return None
+    return standardize_tuple(value, "output_padding", allow_zero=True)
+
+
+def validate_filters(filters) -> int:
+    """A strictly positive integer (``True`` counts as 1, as in Keras)."""
+    if isinstance(filters, (str, bytes)) or not isinstance(filters, numbers.Real):
+        if filters is None:
+            raise ValueError("Invalid value for argument `filters`: None. Expected a strictly "
+                             "positive integer.")
+        raise TypeError(f"Invalid type for argument `filters`: {type(filters).__name__}. "
+                        f"Expected a strictly positive integer. Received filters={filters!r}")
+    if filters <= 0:
+        raise ValueError("Invalid value for argument `filters`. Expected a strictly "
+                         f"positive value. Received filters={filters}.")
+    if not isinstance(filters, numbers.Integral):
+        raise ValueError(f"Invalid value for argument `filters`: {filters!r} is not an integer.")
+    return int(filters)
+
+
+def validate_strides_and_dilation(strides, dilation_rate, output_padding) -> None:
+    """The cross-argument checks of Keras's BaseConvTranspose, in its order."""
+    if output_padding is not None:
+        for axis, (op, s) in enumerate(zip(output_padding, strides)):
+            if op >= s:
+                raise ValueError(
+                    "`output_padding` must be strictly less than `strides` for all "
+                    f"dimensions. At dimension {axis}, `output_padding` is {op} but "
+                    f"`strides` is {s}. Received: output_padding={output_padding}, "
+                    f"strides={strides}")
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError("`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                         f"Received: strides={strides} and dilation_rate={dilation_rate}")
+
+
+def validate_name(name) -> None:
+    if not isinstance(name, str) or "/" in name:
+        raise ValueError("Argument `name` must be a string and cannot contain character `/`. "
+                         f"Received: name={name!r} (of type {type(name).__name__})")
+
+
+def validate_trainable(trainable) -> bool:
+    if not isinstance(trainable, bool):
+        raise ValueError(f"Expected `trainable` to be a boolean. Received: trainable="
+                         f"{trainable!r} (of type {type(trainable).__name__})")
+    return trainable

@@ -1,0 +1,99 @@
+"""Output lengths and crops of a transposed convolution: the single source of truth.
+
+Everything here follows Keras 3 (``compute_conv_transpose_output_shape`` and the
+padding conversion its JAX backend uses), one spatial axis at a time.  Pure
+functions on Python ints; no NumPy.
+
+Notation for one axis: input length ``n``, kernel size ``k``, stride ``s``,
+dilation ``d``, output padding ``op`` (``None`` when not given).  The
+transposed convolution scatters input ``i`` through tap ``t`` to the uncropped
+position ``i*s + t*d``; the layer's output is the window
+``[front_crop, front_crop + length)`` of that uncropped axis, where positions
+past the uncropped end read as zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+
+def effective_kernel(kernel_size: int, dilation: int) -> int:
+    """Span of a dilated kernel: ``(k - 1) * d + 1``."""
+    return (kernel_size - 1) * dilation + 1
+
+
+def output_length(n: Optional[int], kernel_size: int, stride: int, padding: str,
+                  output_padding: Optional[int], dilation: int) -> Optional[int]:
+    """Length of one output axis, exactly as Keras computes it (``None`` stays ``None``)."""
+    if n is None:
+        return None
+    k_eff = effective_kernel(kernel_size, dilation)
+    if padding == "valid":
+        if output_padding is None:
+            output_padding = max(k_eff, stride) - k_eff
+        return (n - 1) * stride + k_eff + output_padding
+    if output_padding is None:
+        return n * stride
+    return (n - 1) * stride + k_eff % 2 + output_padding
+
+
+def front_crop(kernel_size: int, stride: int, padding: str,
+               output_padding: Optional[int], dilation: int) -> int:
+    """How many leading positions of the uncropped axis the output drops.
+
+    Keras's JAX backend pads the stride-dilated input by ``k_eff - 1 - crop`` on
+    the left; this is that rule solved for ``crop``.  It is never negative.
+    """
+    k_eff = effective_kernel(kernel_size, dilation)
+    if padding == "valid":
+        return 0
+    if output_padding is None:
+        total = stride + k_eff - 2
+    else:
+        total = k_eff + k_eff % 2 - 2 + output_padding
+    left = min(total // 2 + total % 2, k_eff - 1)
+    return k_eff - 1 - left
+
+
+class AxisPlan(NamedTuple):
+    """Everything the core needs to know about one spatial axis."""
+
+    input_length: int
+    output_length: int
+    kernel_size: int
+    stride: int
+    dilation: int
+    front_crop: int
+
+
+def plan_axes(spatial_shape: Sequence[int], kernel_size: Sequence[int],
+              strides: Sequence[int], padding: str,
+              output_padding: Optional[Sequence[int]],
+              dilation_rate: Sequence[int]) -> Tuple[AxisPlan, ...]:
+    """Per-axis plan for a concrete (fully known) input spatial shape."""
+    plans = []
+    for axis, n in enumerate(spatial_shape):
+        op = None if output_padding is None else output_padding[axis]
+        k, s, d = kernel_size[axis], strides[axis], dilation_rate[axis]
+        plans.append(AxisPlan(n, output_length(n, k, s, padding, op, d), k, s, d,
+                              front_crop(k, s, padding, op, d)))
+    return tuple(plans)
+
+
+def conv_transpose_output_shape(input_shape: Sequence[Optional[int]], filters: int,
+                                kernel_size: Sequence[int], strides: Sequence[int],
+                                padding: str, output_padding: Optional[Sequence[int]],
+                                dilation_rate: Sequence[int], data_format: str) -> list:
+    """Full output shape (a list, like Keras) for a rank-5 input shape; ``None`` allowed."""
+    if data_format == "channels_last":
+        spatial = input_shape[1:-1]
+    else:
+        spatial = input_shape[2:]
+    lengths = []
+    for axis, n in enumerate(spatial):
+        op = None if output_padding is None else output_padding[axis]
+        lengths.append(output_length(n, kernel_size[axis], strides[axis], padding, op,
+                                     dilation_rate[axis]))
+    if data_format == "channels_last":
+        return [input_shape[0]] + lengths + [filters]
+    return [input_shape[0], filters] + lengths
