@@ -1,7 +1,17 @@
 """deconv3d: Keras-exact Conv3DTranspose for NumPy arrays, on a Cython/OpenMP core."""
 
 from ._version import __version__
-from .layer import Conv3DTranspose
+
+try:
+    from . import _core  # noqa: F401  (the compiled extension)
+except ImportError as error:  # pragma: no cover - only in an unbuilt source tree
+    raise ImportError(
+        "deconv3d's compiled core (deconv3d._core) is missing. This usually means Python "
+        "imported the unbuilt source folder 'deconv3d/' of a checkout instead of the "
+        "installed package: run from another directory (or use the `deconv3d` command), "
+        "or build in place with `python -m pip install -e .`.") from error
+
+from .layer import Conv3DTranspose  # noqa: E402
 
 # Keras exports the same class under its long name too.
 Convolution3DTranspose = Conv3DTranspose

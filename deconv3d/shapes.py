@@ -24,10 +24,18 @@ def effective_kernel(kernel_size: int, dilation: int) -> int:
 
 def output_length(n: Optional[int], kernel_size: int, stride: int, padding: str,
                   output_padding: Optional[int], dilation: int) -> Optional[int]:
-    """Length of one output axis, exactly as Keras computes it (``None`` stays ``None``)."""
+    """Length of one output axis, as a Keras layer returns it (``None`` stays ``None``).
+
+    May be negative for an empty input axis; the layer refuses those inputs.
+    """
     if n is None:
         return None
     k_eff = effective_kernel(kernel_size, dilation)
+    if n == 0:
+        # Keras's formula assumes n >= 1.  What a Keras layer actually returns for an
+        # empty axis is JAX's result: an empty stride-dilated input padded by the
+        # total transpose padding, correlated with the kernel.
+        return _total_padding(k_eff, stride, padding, output_padding) - k_eff + 1
     if padding == "valid":
         if output_padding is None:
             output_padding = max(k_eff, stride) - k_eff
@@ -47,12 +55,20 @@ def front_crop(kernel_size: int, stride: int, padding: str,
     k_eff = effective_kernel(kernel_size, dilation)
     if padding == "valid":
         return 0
-    if output_padding is None:
-        total = stride + k_eff - 2
-    else:
-        total = k_eff + k_eff % 2 - 2 + output_padding
+    total = _total_padding(k_eff, stride, padding, output_padding)
     left = min(total // 2 + total % 2, k_eff - 1)
     return k_eff - 1 - left
+
+
+def _total_padding(k_eff: int, stride: int, padding: str, output_padding: Optional[int]) -> int:
+    """Zeros Keras's JAX backend adds around the stride-dilated input, both ends together."""
+    if padding == "valid":
+        if output_padding is None:
+            output_padding = max(k_eff, stride) - k_eff
+        return 2 * (k_eff - 1) + output_padding
+    if output_padding is None:
+        return stride + k_eff - 2
+    return k_eff + k_eff % 2 - 2 + output_padding
 
 
 class AxisPlan(NamedTuple):

@@ -1,0 +1,128 @@
+"""deconv3d against the naive NumPy reference (tests/reference.py), no Keras needed."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import deconv3d
+from reference import ACTIVATIONS, conv3d_transpose, keras_jax_padding, relative_error
+
+
+def run_layer(rng, filters, kernel_size, strides, padding, output_padding, dilation_rate,
+              data_format, spatial, channels, batch, dtype, activation=None, use_bias=True):
+    """Run deconv3d and the reference on the same random input and weights."""
+    layer = deconv3d.Conv3DTranspose(filters, kernel_size, strides, padding, data_format,
+                                     output_padding, dilation_rate, activation=activation,
+                                     use_bias=use_bias, dtype=dtype)
+    shape = (batch, *spatial, channels) if data_format == "channels_last" else (
+        batch, channels, *spatial)
+    x = rng.standard_normal(shape).astype(dtype)
+    layer.build(x.shape)
+    kernel = rng.standard_normal(layer.kernel.shape)
+    weights = [kernel] + ([rng.standard_normal(filters)] if use_bias else [])
+    layer.set_weights(weights)
+    actual = layer(x)
+    expected = conv3d_transpose(x, layer.kernel, layer.bias, layer.strides, layer.padding,
+                                layer.output_padding, layer.dilation_rate, data_format)
+    if activation is not None:
+        expected = ACTIVATIONS[activation](expected)
+    return actual, expected
+
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+CASES = [
+    # filters, kernel, strides, padding, output_padding, dilation, spatial, channels, batch
+    (32, 2, 2, "valid", None, 1, (5, 4, 6), 16, 2),          # U-Net up-sampling, stride == kernel
+    (4, 3, 2, "same", None, 1, (4, 5, 3), 3, 1),             # overlapping taps, asymmetric crop
+    (4, 4, 2, "same", None, 1, (3, 3, 3), 5, 2),             # GAN-style k4 s2
+    (3, 3, 1, "same", None, 1, (5, 5, 5), 2, 1),             # stride 1
+    (3, 3, 1, "same", None, 2, (6, 5, 4), 2, 1),             # dilated
+    (2, (1, 2, 3), (3, 2, 1), "valid", None, 1, (3, 4, 5), 2, 1),  # per-axis everything
+    (2, 1, 3, "valid", None, 1, (3, 3, 3), 2, 1),            # kernel < stride: gaps get bias only
+    (2, 1, 3, "same", (2, 1, 0), 1, (3, 3, 3), 2, 1),        # output_padding
+    (2, 5, 2, "valid", (1, 0, 1), 1, (2, 1, 2), 3, 1),       # kernel larger than input
+    (2, 4, 2, "same", (0, 1, 0), 1, (1, 1, 1), 1, 3),        # size-1 axes, even kernel, op 0
+    (3, 2, 2, "valid", None, 1, (3, 3, 3), 4, 0),            # empty batch
+    (3, 2, 2, "valid", None, 1, (0, 3, 3), 4, 2),            # empty spatial axis
+    (3, 3, 1, "valid", None, 1, (2, 2, 2), 0, 1),            # no input channels: bias only
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_matches_reference(case, data_format, dtype):
+    filters, k, s, padding, op, d, spatial, channels, batch = case
+    actual, expected = run_layer(np.random.default_rng(len(spatial) + channels), filters, k, s,
+                                 padding, op, d, data_format, spatial, channels, batch, dtype)
+    assert actual.dtype == np.dtype(dtype)
+    assert actual.shape == expected.shape
+    assert relative_error(actual, expected) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"softmax", "log_softmax"}))
+def test_fused_activations_match_reference(activation):
+    actual, expected = run_layer(np.random.default_rng(7), 5, 3, 2, "same", None, 1,
+                                 "channels_last", (3, 4, 3), 4, 2, "float64",
+                                 activation=activation)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_whole_axis_activations_use_the_last_axis(activation, data_format):
+    actual, expected = run_layer(np.random.default_rng(8), 4, 2, 2, "valid", None, 1,
+                                 data_format, (2, 3, 4), 3, 1, "float64", activation=activation)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_without_bias_matches_reference():
+    actual, expected = run_layer(np.random.default_rng(9), 3, 3, 2, "same", None, 1,
+                                 "channels_last", (3, 3, 3), 2, 1, "float64", use_bias=False)
+    assert relative_error(actual, expected) <= 1e-12
+
+
+def expected_length(n, k, s, padding, op, d):
+    """Output length from the reference's own padding rule (JAX's conv arithmetic)."""
+    left, right = keras_jax_padding(k, s, d, padding, op)
+    dilated = max((n - 1) * s + 1, 0)
+    return dilated + left + right - ((k - 1) * d + 1) + 1
+
+
+def axis_arguments():
+    return st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+                     st.integers(0, 5), st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(axes=st.tuples(axis_arguments(), axis_arguments(), axis_arguments()),
+       padding=st.sampled_from(["valid", "same"]),
+       data_format=st.sampled_from(["channels_last", "channels_first"]),
+       filters=st.integers(1, 5), channels=st.integers(1, 5), batch=st.integers(0, 2),
+       use_dilation=st.booleans(), dtype=st.sampled_from(["float32", "float64"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_random_configurations_match_reference(axes, padding, data_format, filters, channels,
+                                               batch, use_dilation, dtype, seed):
+    kernel = tuple(a[0] for a in axes)
+    if use_dilation:        # Keras forbids strides > 1 together with dilation > 1
+        strides, dilation = (1, 1, 1), tuple(a[1] for a in axes)
+    else:
+        strides, dilation = tuple(a[1] for a in axes), (1, 1, 1)
+    spatial = tuple(a[3] for a in axes)
+    with_op = all(a[4] for a in axes)
+    output_padding = tuple(a[2] % s for a, s in zip(axes, strides)) if with_op else None
+    if any(expected_length(n, k, s, padding, None if output_padding is None else op, d) < 0
+           for n, k, s, op, d in zip(spatial, kernel, strides, output_padding or (0, 0, 0),
+                                     dilation)):
+        # an empty axis whose output length would be negative: JAX fails too
+        layer = deconv3d.Conv3DTranspose(filters, kernel, strides, padding,
+                                         output_padding=output_padding, dilation_rate=dilation)
+        with pytest.raises(ValueError, match="negative output length"):
+            layer(np.zeros((1, *spatial, channels)))
+        return
+    actual, expected = run_layer(np.random.default_rng(seed), filters, kernel, strides, padding,
+                                 output_padding, dilation, data_format, spatial, channels, batch,
+                                 dtype)
+    assert actual.shape == expected.shape
+    assert relative_error(actual, expected) <= TOLERANCE[dtype]
