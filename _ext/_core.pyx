@@ -1,28 +1,61 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compute core of deconv3d: a 3-D transposed convolution in gather form.
+"""Compute core of deconv3d: a 3-D transposed convolution, phase-decomposed.
 
 The core trusts its arguments: the Python layer has already checked shapes,
 dtypes and contiguity and computed every length and crop (`deconv3d.shapes`).
 
-Arrays are channels-last and C-contiguous:
-  x        (N, D, H, W, C)         input
-  kernel   (kd, kh, kw, C, F)      the Keras kernel with its last two axes swapped,
-                                   packed once per `set_weights`
-  bias     (F,) or None
-  out      (N, OD, OH, OW, F)      written completely (never read first)
+Arrays are channels-last and C-contiguous: input x (N, D, H, W, C), output
+out (N, OD, OH, OW, F), written completely and never read first.
 
-Output voxel `o` (per axis) receives input `i` through tap `t` when
-`o + crop == i*stride + t*dilation`.  Each OpenMP thread owns whole output rows
-(n, od, oh, :, :), so no two threads ever write the same voxel.
+Per axis, output o sits at position u = o + crop of the uncropped result, and
+input i reaches u through tap t when u = i*stride + t*dilation.  Splitting u by
+its phase r = u mod stride, each phase is reached by a fixed set of taps, and
+input i = u div stride + delta(t): a dense correlation with no multiply by
+zero.  `PackedKernel` stores, once per set of weights, every phase's taps as
+contiguous (taps x C x NR) panels; the driver groups the output voxels of one
+phase into tiles of MR voxels (batch index fastest, so a tile usually shares
+its valid taps) and hands each tile to a register-blocked micro-kernel
+(`microkernels.h`) that keeps MR x NR sums in registers over all taps and
+channels.  Threads take whole (phase, tile range) work items, so no two ever
+write the same voxel: no atomics, no races, and the summation order of every
+output does not depend on the thread count.
 """
 
-from cython.parallel cimport prange
-from libc.stdlib cimport malloc, free
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy
+from libc.stddef cimport ptrdiff_t
 from libc.math cimport exp, expm1, log1p, tanh, erf, sqrt, fabs
 
-cimport cython
+import numpy as np
 
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
+
+cdef extern from "microkernels.h" nogil:
+    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float**,
+                                    const float*, float**, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double**,
+                                    const double*, double**, int) noexcept nogil
+    int DC3_MR
+    int DC3_NR_F32
+    int DC3_NR_F64
+    dc3_kernel_f32 dc3_select_f32()
+    dc3_kernel_f64 dc3_select_f64()
+    const char* dc3_kernel_name()
+
+cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32()
+cdef dc3_kernel_f64 kernel_f64 = dc3_select_f64()
+
+openmp_enabled = bool(OPENMP_ENABLED)
+openmp_version = OPENMP_VERSION
+micro_kernel = dc3_kernel_name().decode()
+MR = DC3_MR
+
+
+def default_thread_count():
+    """Threads a parallel region uses by default (follows OMP_NUM_THREADS)."""
+    return omp_get_max_threads()
+
 
 ctypedef fused floating:
     float
@@ -171,129 +204,329 @@ cdef double _activate(double v, int code) noexcept nogil:
     return v
 
 
-cdef void _fill_taps(Py_ssize_t out_len, Py_ssize_t in_len, Py_ssize_t ksize,
-                     Py_ssize_t stride, Py_ssize_t dilation, Py_ssize_t crop,
-                     Py_ssize_t* count, Py_ssize_t* tap, Py_ssize_t* src) noexcept nogil:
-    """For every output index of one axis, list the (tap, input index) pairs reaching it."""
-    cdef Py_ssize_t o, t, q, c
-    for o in range(out_len):
-        c = 0
-        for t in range(ksize):
-            q = o + crop - t * dilation
-            if q < 0:
-                break           # q only decreases with t
-            if q % stride == 0 and q // stride < in_len:
-                tap[o * ksize + c] = t
-                src[o * ksize + c] = q // stride
-                c += 1
-        count[o] = c
+# ---------------------------------------------------------------- kernel packing
+def _phase_taps(Py_ssize_t ksize, Py_ssize_t stride, Py_ssize_t dilation):
+    """For each phase r of one axis: the taps t reaching it and their input offsets."""
+    phases = []
+    for r in range(stride):
+        taps = [t for t in range(ksize) if (r - t * dilation) % stride == 0]
+        phases.append([(t, (r - t * dilation) // stride) for t in taps])
+    return phases
 
 
-cdef void _output_row(const floating* x, const floating* kernel, const floating* bias,
-                      floating* out, Py_ssize_t n, Py_ssize_t od, Py_ssize_t oh,
-                      Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
-                      Py_ssize_t F, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                      Py_ssize_t kd_max,
-                      const Py_ssize_t* cnt_d, const Py_ssize_t* tap_d, const Py_ssize_t* src_d,
-                      const Py_ssize_t* cnt_h, const Py_ssize_t* tap_h, const Py_ssize_t* src_h,
-                      const Py_ssize_t* cnt_w, const Py_ssize_t* tap_w, const Py_ssize_t* src_w,
-                      Py_ssize_t kh_max, Py_ssize_t kw_max, int activation) noexcept nogil:
-    """Compute the output row out[n, od, oh, :, :] (OW * F values) completely."""
-    cdef Py_ssize_t ow, f, c, jd, jh, jw, td, th, tw, ih
-    cdef Py_ssize_t tap_size = C * F
-    cdef floating* y
-    cdef const floating* xrow
-    cdef const floating* xv
-    cdef const floating* wplane
-    cdef const floating* wm
-    cdef floating a
-    for ow in range(OW):
-        y = out + ow * F
-        if bias != NULL:
-            for f in range(F):
-                y[f] = bias[f]
-        else:
-            for f in range(F):
-                y[f] = 0
-    # with no input channels there is nothing to accumulate (and x may be NULL)
-    for jd in range(cnt_d[od] if C > 0 else 0):
-        td = tap_d[od * kd_max + jd]
-        for jh in range(cnt_h[oh]):
-            th = tap_h[oh * kh_max + jh]
-            ih = src_h[oh * kh_max + jh]
-            xrow = x + (((n * D + src_d[od * kd_max + jd]) * H + ih) * W) * C
-            wplane = kernel + (td * kh + th) * kw * tap_size
-            for ow in range(OW):
-                y = out + ow * F
-                for jw in range(cnt_w[ow]):
-                    tw = tap_w[ow * kw_max + jw]
-                    xv = xrow + src_w[ow * kw_max + jw] * C
-                    wm = wplane + tw * tap_size
-                    for c in range(C):
-                        a = xv[c]
-                        for f in range(F):
-                            y[f] += a * wm[c * F + f]
-    if activation != ACT_LINEAR:
-        for f in range(OW * F):
-            out[f] = <floating>_activate(out[f], activation)
+cdef class PackedKernel:
+    """A Keras kernel (kd, kh, kw, F, C) rearranged, once, for the micro-kernels.
+
+    For each phase (rd, rh, rw) and each block of NR filters, the phase's taps
+    follow one another, each a contiguous (C x NR) panel, filters zero-padded to
+    a multiple of NR.  Independent of the input size and of the crops.
+    """
+
+    cdef readonly object weights            # 1-D array in the core dtype
+    cdef readonly tuple kernel_size, strides, dilations
+    cdef readonly Py_ssize_t channels, filters, nr, filter_blocks, max_axis_taps
+    cdef Py_ssize_t[:, ::1] axis_taps       # (3, max stride): taps per phase of each axis
+    cdef Py_ssize_t[:, :, ::1] axis_delta   # (3, max stride, max taps): input offsets
+    cdef Py_ssize_t[::1] phase_offset       # where each phase's panels start in weights
+
+    def __init__(self, kernel, strides, dilations, dtype):
+        kernel = np.asarray(kernel, dtype=dtype)
+        kd, kh, kw, filters, channels = kernel.shape
+        self.kernel_size = (kd, kh, kw)
+        self.strides = tuple(int(s) for s in strides)
+        self.dilations = tuple(int(d) for d in dilations)
+        self.channels, self.filters = channels, filters
+        self.nr = DC3_NR_F32 if kernel.dtype == np.float32 else DC3_NR_F64
+        self.filter_blocks = -(-filters // self.nr)
+        axes = [_phase_taps(k, s, d) for k, s, d in zip(self.kernel_size, self.strides,
+                                                         self.dilations)]
+        smax = max(self.strides)
+        self.max_axis_taps = max(1, max(len(p) for phases in axes for p in phases))
+        taps = np.zeros((3, smax), dtype=np.intp)
+        delta = np.zeros((3, smax, self.max_axis_taps), dtype=np.intp)
+        for a, phases in enumerate(axes):
+            for r, pairs in enumerate(phases):
+                taps[a, r] = len(pairs)
+                for j, (_, offset) in enumerate(pairs):
+                    delta[a, r, j] = offset
+        self.axis_taps, self.axis_delta = taps, delta
+
+        padded = np.zeros((kd, kh, kw, channels, self.filter_blocks * self.nr), dtype=dtype)
+        padded[..., :filters] = kernel.transpose(0, 1, 2, 4, 3)
+        panels, offsets, position = [], [], 0
+        for rd, dtaps in enumerate(axes[0]):
+            for rh, htaps in enumerate(axes[1]):
+                for rw, wtaps in enumerate(axes[2]):
+                    offsets.append(position)
+                    sub = padded[np.ix_([t for t, _ in dtaps], [t for t, _ in htaps],
+                                        [t for t, _ in wtaps])]
+                    n_taps = len(dtaps) * len(htaps) * len(wtaps)
+                    # (taps, C, blocks, NR) -> (blocks, taps, C, NR)
+                    sub = sub.reshape(n_taps, channels, self.filter_blocks, self.nr)
+                    panel = sub.transpose(2, 0, 1, 3).ravel()
+                    panels.append(panel)
+                    position += panel.size
+        self.phase_offset = np.asarray(offsets, dtype=np.intp)
+        self.weights = (np.concatenate(panels) if position else np.zeros(1, dtype=dtype))
+
+    @property
+    def dtype(self):
+        return self.weights.dtype
 
 
-@cython.boundscheck(False)
-def conv3d_transpose(const floating[:, :, :, :, ::1] x,
-                     const floating[:, :, :, :, ::1] kernel,
-                     const floating[::1] bias,
-                     floating[:, :, :, :, ::1] out,
-                     tuple strides, tuple dilations, tuple crops,
-                     int activation=ACT_LINEAR, int num_threads=0):
+# ---------------------------------------------------------------- the driver
+cdef struct Geometry:
+    # sizes
+    Py_ssize_t N, D, H, W, C, OD, OH, OW, F
+    Py_ssize_t nr, blocks, max_axis_taps, max_taps, chunk_tiles
+    # per axis (d, h, w): stride and crop
+    Py_ssize_t sd, sh, sw, pd, ph, pw
+    int activation
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # b > 0; correct for negative a too
+    return -((-a) // b) if a < 0 else (a + b - 1) // b
+
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return -((-a + b - 1) // b) if a < 0 else a // b
+
+
+cdef void _work_item(const floating* x, const floating* weights, const floating* bias,
+                     floating* out, const floating* zeros, const Geometry* g,
+                     const Py_ssize_t* axis_taps, const Py_ssize_t* axis_delta,
+                     const Py_ssize_t* phase_offset, Py_ssize_t smax,
+                     Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
+                     const floating** xptr, Py_ssize_t* woff, Py_ssize_t* ntaps,
+                     floating** vox, const floating** wptr, floating* scratch,
+                     floating** outp) noexcept nogil:
+    """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
+    cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
+    cdef Py_ssize_t rw = phase % g.sw, rh = (phase // g.sw) % g.sh, rd = phase // (g.sw * g.sh)
+    # number of taps per axis for this phase, and their input offsets
+    cdef Py_ssize_t td_n = axis_taps[0 * smax + rd], th_n = axis_taps[1 * smax + rh]
+    cdef Py_ssize_t tw_n = axis_taps[2 * smax + rw]
+    cdef const Py_ssize_t* dd = axis_delta + (0 * smax + rd) * mt
+    cdef const Py_ssize_t* dh = axis_delta + (1 * smax + rh) * mt
+    cdef const Py_ssize_t* dw = axis_delta + (2 * smax + rw) * mt
+    # range of q = u div stride covered by this phase on each axis
+    cdef Py_ssize_t q0d = _ceil_div(g.pd - rd, g.sd), q0h = _ceil_div(g.ph - rh, g.sh)
+    cdef Py_ssize_t q0w = _ceil_div(g.pw - rw, g.sw)
+    cdef Py_ssize_t nqd = _floor_div(g.OD - 1 + g.pd - rd, g.sd) - q0d + 1
+    cdef Py_ssize_t nqh = _floor_div(g.OH - 1 + g.ph - rh, g.sh) - q0h + 1
+    cdef Py_ssize_t nqw = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - q0w + 1
+    cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
+    cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
+    cdef Py_ssize_t tile, m, v, rest, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols
+    cdef Py_ssize_t idd, ihh, iww, count
+    cdef const floating** xp
+    cdef const floating* block_bias
+    cdef floating** vp
+    cdef floating* o
+    cdef bint vd[64]
+    cdef bint vh[64]
+    cdef bint vw[64]
+    cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, qd, qh, qw
+    cdef bint valid_voxel[6]
+    cdef bint full
+    cdef int relu = g.activation == ACT_RELU
+    cdef int act = g.activation if not relu else ACT_LINEAR
+
+    # 1. per tile: the voxels' output addresses, the taps any of them needs, and for
+    #    each such tap and voxel the input channels to read (zeros when out of range)
+    for tile in range(n_tiles):
+        vp = vox + tile * MR_
+        for m in range(MR_):
+            v = (first_tile + tile) * MR_ + m
+            valid_voxel[m] = v < voxels
+            if not valid_voxel[m]:
+                vp[m] = NULL
+                continue
+            n = v % g.N
+            rest = v // g.N
+            qw = q0w + rest % nqw
+            rest = rest // nqw
+            qh = q0h + rest % nqh
+            qd = q0d + rest // nqh
+            nq[m][0] = n
+            nq[m][1] = qd
+            nq[m][2] = qh
+            nq[m][3] = qw
+            vp[m] = out + (((n * g.OD + g.sd * qd + rd - g.pd) * g.OH
+                            + g.sh * qh + rh - g.ph) * g.OW + g.sw * qw + rw - g.pw) * g.F
+        # taps valid for at least one voxel, per axis
+        for ad in range(td_n):
+            vd[ad] = False
+            for m in range(MR_):
+                if valid_voxel[m]:
+                    idd = nq[m][1] + dd[ad]
+                    vd[ad] = vd[ad] or (0 <= idd < g.D)
+        for ah in range(th_n):
+            vh[ah] = False
+            for m in range(MR_):
+                if valid_voxel[m]:
+                    ihh = nq[m][2] + dh[ah]
+                    vh[ah] = vh[ah] or (0 <= ihh < g.H)
+        for aw in range(tw_n):
+            vw[aw] = False
+            for m in range(MR_):
+                if valid_voxel[m]:
+                    iww = nq[m][3] + dw[aw]
+                    vw[aw] = vw[aw] or (0 <= iww < g.W)
+        count = 0
+        if C > 0:
+            for ad in range(td_n):
+                if not vd[ad]:
+                    continue
+                for ah in range(th_n):
+                    if not vh[ah]:
+                        continue
+                    for aw in range(tw_n):
+                        if not vw[aw]:
+                            continue
+                        u = (ad * th_n + ah) * tw_n + aw
+                        woff[tile * g.max_taps + count] = u * C * nr
+                        xp = xptr + (tile * g.max_taps + count) * MR_
+                        for m in range(MR_):
+                            xp[m] = zeros
+                            if valid_voxel[m]:
+                                idd = nq[m][1] + dd[ad]
+                                ihh = nq[m][2] + dh[ah]
+                                iww = nq[m][3] + dw[aw]
+                                if 0 <= idd < g.D and 0 <= ihh < g.H and 0 <= iww < g.W:
+                                    xp[m] = x + (((nq[m][0] * g.D + idd) * g.H + ihh) * g.W
+                                                 + iww) * C
+                        count = count + 1
+        ntaps[tile] = count
+
+    # 2. filter block by filter block, so a block's weight panels stay in cache
+    #    while every tile of the item uses them
+    for j in range(g.blocks):
+        ncols = g.F - j * nr
+        full = ncols >= nr
+        if ncols > nr:
+            ncols = nr
+        block_bias = NULL if bias == NULL else bias + j * nr
+        for tile in range(n_tiles):
+            vp = vox + tile * MR_
+            for k in range(ntaps[tile]):
+                wptr[k] = weights + phase_offset[phase] + j * phase_taps * C * nr \
+                    + woff[tile * g.max_taps + k]
+            for m in range(MR_):
+                if vp[m] != NULL and full:
+                    outp[m] = vp[m] + j * nr
+                else:
+                    outp[m] = scratch + m * nr
+            if floating is float:
+                kernel_f32(ntaps[tile], C, <const float**>(xptr + tile * g.max_taps * MR_),
+                           <const float**>wptr, <const float*>block_bias, <float**>outp, relu)
+            else:
+                kernel_f64(ntaps[tile], C, <const double**>(xptr + tile * g.max_taps * MR_),
+                           <const double**>wptr, <const double*>block_bias, <double**>outp,
+                           relu)
+            for m in range(MR_):
+                if vp[m] == NULL:
+                    continue
+                o = vp[m] + j * nr
+                if not full:
+                    memcpy(o, scratch + m * nr, ncols * sizeof(floating))
+                if act != ACT_LINEAR:
+                    for f in range(ncols):
+                        o[f] = <floating>_activate(o[f], act)
+
+
+def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
+                     const floating[::1] bias, floating[:, :, :, :, ::1] out,
+                     tuple crops, int activation=ACT_LINEAR, int num_threads=0):
     """Write the transposed convolution of `x` into `out` (see the module docstring).
 
-    `strides`, `dilations` and `crops` are 3-tuples of ints (D, H, W order);
-    `bias` may be None; `num_threads <= 0` means OpenMP's default.
+    `kernel` must have been packed in x's dtype; `bias` is None or holds
+    `kernel.filter_blocks * kernel.nr` values (zero-padded); `crops` are the
+    three front crops; `num_threads <= 0` means OpenMP's default.
     """
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t C = x.shape[4]
-    cdef Py_ssize_t kd = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
-    cdef Py_ssize_t F = out.shape[4]
-    cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t sd = strides[0], sh = strides[1], sw = strides[2]
-    cdef Py_ssize_t dd = dilations[0], dh = dilations[1], dw = dilations[2]
-    cdef Py_ssize_t pd = crops[0], ph = crops[1], pw = crops[2]
-    cdef Py_ssize_t rows = N * OD * OH, r, n, od, oh
-    cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
-    cdef const floating* xp = &x[0, 0, 0, 0, 0] if x.size > 0 else NULL
-    cdef const floating* kp = &kernel[0, 0, 0, 0, 0] if kernel.size > 0 else NULL
-    cdef const floating* bp = NULL
-    cdef floating* op = &out[0, 0, 0, 0, 0] if out.size > 0 else NULL
-    cdef Py_ssize_t row_len = OW * F
-    if bias is not None and bias.shape[0] > 0:
-        bp = &bias[0]
-    if rows == 0 or row_len == 0:
+    cdef Geometry g
+    g.N, g.D, g.H, g.W, g.C = x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+    g.OD, g.OH, g.OW, g.F = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+    g.sd, g.sh, g.sw = kernel.strides
+    g.pd, g.ph, g.pw = crops
+    g.nr, g.blocks = kernel.nr, kernel.filter_blocks
+    g.max_axis_taps = kernel.max_axis_taps
+    g.max_taps = g.max_axis_taps ** 3
+    g.activation = activation
+    if g.N == 0 or g.OD == 0 or g.OH == 0 or g.OW == 0 or g.F == 0:
         return
-    # one allocation for the tap tables of all three axes
-    cdef Py_ssize_t* tables = <Py_ssize_t*>malloc(
-        sizeof(Py_ssize_t) * ((OD + OH + OW) + 2 * (OD * kd + OH * kh + OW * kw)))
-    if tables == NULL:
-        raise MemoryError("deconv3d: could not allocate the tap tables")
-    cdef Py_ssize_t* cnt_d = tables
-    cdef Py_ssize_t* tap_d = cnt_d + OD
-    cdef Py_ssize_t* src_d = tap_d + OD * kd
-    cdef Py_ssize_t* cnt_h = src_d + OD * kd
-    cdef Py_ssize_t* tap_h = cnt_h + OH
-    cdef Py_ssize_t* src_h = tap_h + OH * kh
-    cdef Py_ssize_t* cnt_w = src_h + OH * kh
-    cdef Py_ssize_t* tap_w = cnt_w + OW
-    cdef Py_ssize_t* src_w = tap_w + OW * kw
-    try:
-        with nogil:
-            _fill_taps(OD, D, kd, sd, dd, pd, cnt_d, tap_d, src_d)
-            _fill_taps(OH, H, kh, sh, dh, ph, cnt_h, tap_h, src_h)
-            _fill_taps(OW, W, kw, sw, dw, pw, cnt_w, tap_w, src_w)
-            for r in prange(rows, num_threads=threads, schedule="static"):
-                oh = r % OH
-                od = (r // OH) % OD
-                n = r // (OH * OD)
-                _output_row(xp, kp, bp, op + r * row_len, n, od, oh, D, H, W, C, F,
-                            OW, kh, kw, kd, cnt_d, tap_d, src_d, cnt_h, tap_h, src_h,
-                            cnt_w, tap_w, src_w, kh, kw, activation)
-    finally:
-        free(tables)
+    cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
+
+    # work items: (phase, first tile, tile count), a few per thread at least
+    cdef Py_ssize_t smax = max(kernel.strides), p, rd, rh, rw, tiles
+    cdef Py_ssize_t[::1] phase_tiles = np.zeros(g.sd * g.sh * g.sw, dtype=np.intp)
+    cdef Py_ssize_t total_tiles = 0
+    for p in range(g.sd * g.sh * g.sw):
+        rw, rh, rd = p % g.sw, (p // g.sw) % g.sh, p // (g.sw * g.sh)
+        voxels = g.N
+        for length, stride, crop, r in ((g.OD, g.sd, g.pd, rd), (g.OH, g.sh, g.ph, rh),
+                                        (g.OW, g.sw, g.pw, rw)):
+            # q runs over ceil((crop - r) / stride) .. floor((length - 1 + crop - r) / stride)
+            voxels *= max(0, (length - 1 + crop - r) // stride + (r - crop) // stride + 1)
+        phase_tiles[p] = -(-voxels // DC3_MR)
+        total_tiles += phase_tiles[p]
+    g.chunk_tiles = max(1, min(32, total_tiles // (8 * threads)))
+    items = [(p, t, min(g.chunk_tiles, phase_tiles[p] - t))
+             for p in range(g.sd * g.sh * g.sw)
+             for t in range(0, phase_tiles[p], g.chunk_tiles)]
+    cdef Py_ssize_t[:, ::1] work = np.asarray(items, dtype=np.intp).reshape(-1, 3)
+    cdef Py_ssize_t n_items = work.shape[0], item
+
+    cdef const floating* xp = &x[0, 0, 0, 0, 0] if x.size > 0 else NULL
+    cdef floating* op = &out[0, 0, 0, 0, 0]
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bp = &bias[0]
+    cdef np_weights = kernel.weights
+    cdef const floating[::1] weights = np_weights
+    cdef const floating* wp = &weights[0]
+    cdef Py_ssize_t[:, ::1] axis_taps = kernel.axis_taps
+    cdef Py_ssize_t[:, :, ::1] axis_delta = kernel.axis_delta
+    cdef Py_ssize_t[::1] phase_offset = kernel.phase_offset
+    cdef floating* zeros = <floating*>calloc(g.C + 1, sizeof(floating))
+    if zeros == NULL:
+        raise MemoryError()
+
+    # per-thread scratch
+    cdef const floating** xptr = NULL
+    cdef Py_ssize_t* woff = NULL
+    cdef Py_ssize_t* ntaps = NULL
+    cdef floating** vox = NULL
+    cdef const floating** wptr = NULL
+    cdef floating* scratch = NULL
+    cdef floating** outp = NULL
+    # each item marks itself done: a thread whose buffers could not be allocated
+    # skips its items, and the caller gets a MemoryError instead of garbage
+    cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
+    cdef Py_ssize_t ct = g.chunk_tiles, mtaps = g.max_taps, mr = DC3_MR
+    with nogil, parallel(num_threads=threads):
+        xptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
+        woff = <Py_ssize_t*>malloc(ct * mtaps * sizeof(Py_ssize_t))
+        ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
+        vox = <floating**>malloc(ct * mr * sizeof(floating*))
+        wptr = <const floating**>malloc(mtaps * sizeof(floating*))
+        scratch = <floating*>malloc(mr * g.nr * sizeof(floating))
+        outp = <floating**>malloc(mr * sizeof(floating*))
+        for item in prange(n_items, schedule="dynamic"):
+            if xptr != NULL and woff != NULL and ntaps != NULL and vox != NULL \
+                    and wptr != NULL and scratch != NULL and outp != NULL:
+                _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0], &axis_delta[0, 0, 0],
+                           &phase_offset[0], smax, work[item, 0], work[item, 1],
+                           work[item, 2], xptr, woff, ntaps, vox, wptr, scratch, outp)
+                done[item] = 1
+        free(xptr)
+        free(woff)
+        free(ntaps)
+        free(vox)
+        free(wptr)
+        free(scratch)
+        free(outp)
+    free(zeros)
+    if n_items and min(done) == 0:
+        raise MemoryError("deconv3d: could not allocate per-thread work buffers")

@@ -256,9 +256,12 @@ class Conv3DTranspose:
             bias = np.array(bias, dtype=variable, copy=True)
             bias.flags.writeable = False
         core = self.dtype_policy.core_dtype
-        # The core wants (kd, kh, kw, in_channels, filters): filters innermost.
-        packed = np.ascontiguousarray(kernel.transpose(0, 1, 2, 4, 3), dtype=core)
-        core_bias = None if bias is None else np.ascontiguousarray(bias, dtype=core)
+        packed = _core.PackedKernel(kernel, self.strides, self.dilation_rate, core)
+        core_bias = None
+        if bias is not None:
+            # the micro-kernels read whole blocks of filters: pad the bias to match
+            core_bias = np.zeros(packed.filter_blocks * packed.nr, dtype=core)
+            core_bias[:bias.size] = bias
         self._state = (kernel, bias, packed, core_bias)
 
     # ------------------------------------------------------------------ build
@@ -351,10 +354,9 @@ class Conv3DTranspose:
         source = x.transpose(0, 2, 3, 4, 1) if channels_first else x
         source = np.ascontiguousarray(source, dtype=core)
         out = np.empty(out_shape, dtype=core)
-        _core.conv3d_transpose(
-            source, packed, core_bias, out,
-            tuple(a.stride for a in plan), tuple(a.dilation for a in plan),
-            tuple(a.front_crop for a in plan), self.activation.core_code, threads)
+        _core.conv3d_transpose(source, packed, core_bias, out,
+                               tuple(a.front_crop for a in plan), self.activation.core_code,
+                               threads)
         if channels_first:
             out = np.ascontiguousarray(out.transpose(0, 4, 1, 2, 3))
         if policy.compute_dtype != core:
