@@ -5,14 +5,19 @@ DECONV3D_OPENMP=0 to force a serial build, or =1 to insist on OpenMP (the
 build then fails instead of falling back).
 """
 
+import json
 import os
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import warnings
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+BUILD_INFO = "_build_info.json"
 
 OPENMP_PROBE = textwrap.dedent("""
     #include <omp.h>
@@ -68,6 +73,51 @@ class BuildExtWithOpenMP(build_ext):
             ext.extra_compile_args = optimise + (compile_flags if use_openmp else [])
             ext.extra_link_args = link_flags if use_openmp else []
         super().build_extensions()
+        self.write_build_info(use_openmp)
+
+    def write_build_info(self, use_openmp):
+        """Record how the core was built, next to it, for deconv3d.show_config()."""
+        ext = self.extensions[0]
+        compiler = getattr(self.compiler, "compiler_so", None) or [self.compiler.compiler_type]
+        info = {
+            "compiler": compiler[0],
+            "compiler_version": compiler_version(compiler[0]),
+            "compile_args": list(ext.extra_compile_args),
+            "link_args": list(ext.extra_link_args),
+            "openmp_requested": use_openmp,
+            "numpy_build_version": module_version("numpy"),
+            "cython_version": module_version("Cython"),
+            "python": sys.version.split()[0],
+            "platform": sysconfig.get_platform(),
+        }
+        folder = os.path.join(self.build_lib, "deconv3d")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, BUILD_INFO), "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2)
+
+    def copy_extensions_to_source(self):
+        # in-place builds (and editable installs): the record goes next to the extension
+        super().copy_extensions_to_source()
+        source = os.path.join(self.build_lib, "deconv3d", BUILD_INFO)
+        if os.path.exists(source):
+            package_dir = self.get_finalized_command("build_py").get_package_dir("deconv3d")
+            self.copy_file(source, os.path.join(package_dir, BUILD_INFO))
+
+
+def compiler_version(executable):
+    try:
+        out = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.splitlines()[0] if out else "unknown"
+
+
+def module_version(name):
+    try:
+        return __import__(name).__version__
+    except Exception:  # a missing or broken module only loses a line of show_config
+        return "unknown"
 
 
 def extensions():

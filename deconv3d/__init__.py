@@ -11,9 +11,10 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "installed package: run from another directory (or use the `deconv3d` command), "
         "or build in place with `python -m pip install -e .`.") from error
 
+from .info import show_config  # noqa: E402
 from .layer import Conv3DTranspose  # noqa: E402
 
 # Keras exports the same class under its long name too.
 Convolution3DTranspose = Conv3DTranspose
 
-__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "__version__"]
+__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "show_config", "__version__"]

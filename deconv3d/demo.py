@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _core
+from .info import show_config
 from .layer import Conv3DTranspose
 
 SEED_INPUT_SHAPE = (4, 10, 8, 12, 128)
@@ -50,6 +51,8 @@ def run(num_threads=None, repeats=5, seed=0) -> dict:
 
 
 def main(num_threads=None, repeats=5) -> int:
+    show_config()
+    print()
     result = run(num_threads, repeats)
     print("deconv3d demo: Conv3DTranspose(32, kernel_size=2, strides=2, activation='relu')")
     print(f"input shape:  {result['input_shape']}")
