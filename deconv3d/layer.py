@@ -23,6 +23,31 @@ _name_counts = {}
 _name_lock = threading.Lock()
 
 
+class _CallCounter:
+    """Counts calls running right now, so that concurrent calls share the cores.
+
+    A call without an explicit thread count gets OpenMP's default divided by the
+    number of calls in flight (at least one): eight Python threads calling at
+    once on two cores then run one OpenMP thread each instead of sixteen.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def __enter__(self):
+        with self._lock:
+            self._running += 1
+            return self._running
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._running -= 1
+
+
+_calls = _CallCounter()
+
+
 def _unique_name(base: str) -> str:
     # Keras names layers conv3d_transpose, conv3d_transpose_1, ... per process.
     with _name_lock:
@@ -110,7 +135,10 @@ class Conv3DTranspose:
     Thread safety: calls may run concurrently from several Python threads (the
     core releases the GIL and writes only its own output).  ``set_weights``
     swaps the weights atomically, so a concurrent call sees either the old or
-    the new weights, never a mix.
+    the new weights, never a mix.  A call without an explicit thread count uses
+    OpenMP's default divided by the number of calls running at that moment, so
+    concurrent callers do not oversubscribe the cores.  Changing constructor
+    attributes while calls run is not supported.
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1, 1), padding="valid",
@@ -313,7 +341,10 @@ class Conv3DTranspose:
                              f"expected axis {channel_axis} of input shape to have value "
                              f"{kernel.shape[4]}, but received input with shape {x.shape}")
         threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
-        return self._compute(x, packed, core_bias, threads or 0)
+        with _calls as running:
+            if threads is None:
+                threads = max(1, _core.default_thread_count() // running)
+            return self._compute(x, packed, core_bias, threads)
 
     def _as_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, np.ndarray):

