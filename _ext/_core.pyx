@@ -32,10 +32,10 @@ import numpy as np
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
 
 cdef extern from "microkernels.h" nogil:
-    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float**,
-                                    const float*, float**, int) noexcept nogil
-    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double**,
-                                    const double*, double**, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float*, const float**,
+                                    const float*, float**, int, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double*, const double**,
+                                    const double*, double**, int, int) noexcept nogil
     int DC3_MR
     int DC3_NR_F32
     int DC3_NR_F64
@@ -278,7 +278,7 @@ cdef class PackedKernel:
 cdef struct Geometry:
     # sizes
     Py_ssize_t N, D, H, W, C, OD, OH, OW, F
-    Py_ssize_t nr, blocks, max_axis_taps, max_taps, chunk_tiles
+    Py_ssize_t nr, blocks, max_axis_taps, max_taps, chunk_tiles, kc
     # per axis (d, h, w): stride and crop
     Py_ssize_t sd, sh, sw, pd, ph, pw
     int activation
@@ -298,7 +298,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* axis_taps, const Py_ssize_t* axis_delta,
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
-                     const floating** xptr, Py_ssize_t* woff, Py_ssize_t* ntaps,
+                     floating* apack, Py_ssize_t* woff, Py_ssize_t* ntaps,
                      floating** vox, const floating** wptr, floating* scratch,
                      floating** outp) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
@@ -318,12 +318,14 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef Py_ssize_t nqw = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - q0w + 1
     cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
     cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
-    cdef Py_ssize_t tile, m, v, rest, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols
-    cdef Py_ssize_t idd, ihh, iww, count
-    cdef const floating** xp
-    cdef const floating* block_bias
-    cdef floating** vp
+    cdef Py_ssize_t panel = g.max_taps * C * DC3_MR     # packed input of one tile
+    cdef Py_ssize_t tile, m, v, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols, first, last
+    cdef Py_ssize_t idd, ihh, iww, count, group, groups, per_group
+    cdef floating* dst
     cdef floating* o
+    cdef floating** vp
+    cdef const floating* src[6]
+    cdef const floating* block_bias
     cdef bint vd[64]
     cdef bint vh[64]
     cdef bint vw[64]
@@ -332,29 +334,43 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef bint full
     cdef int relu = g.activation == ACT_RELU
     cdef int act = g.activation if not relu else ACT_LINEAR
+    if nqd <= 0 or nqh <= 0 or nqw <= 0:
+        return
 
-    # 1. per tile: the voxels' output addresses, the taps any of them needs, and for
-    #    each such tap and voxel the input channels to read (zeros when out of range)
+    # the first voxel's coordinates; later voxels follow by counting (no divisions)
+    v = first_tile * MR_
+    n = v % g.N
+    qw = (v // g.N) % nqw
+    qh = (v // (g.N * nqw)) % nqh
+    qd = v // (g.N * nqw * nqh)
+
+    # 1. per tile: the voxels' output addresses, the taps any of them needs, and the
+    #    input those taps read, gathered into one panel (zeros where out of range)
     for tile in range(n_tiles):
         vp = vox + tile * MR_
         for m in range(MR_):
-            v = (first_tile + tile) * MR_ + m
             valid_voxel[m] = v < voxels
             if not valid_voxel[m]:
                 vp[m] = NULL
                 continue
-            n = v % g.N
-            rest = v // g.N
-            qw = q0w + rest % nqw
-            rest = rest // nqw
-            qh = q0h + rest % nqh
-            qd = q0d + rest // nqh
             nq[m][0] = n
-            nq[m][1] = qd
-            nq[m][2] = qh
-            nq[m][3] = qw
-            vp[m] = out + (((n * g.OD + g.sd * qd + rd - g.pd) * g.OH
-                            + g.sh * qh + rh - g.ph) * g.OW + g.sw * qw + rw - g.pw) * g.F
+            nq[m][1] = q0d + qd
+            nq[m][2] = q0h + qh
+            nq[m][3] = q0w + qw
+            vp[m] = out + (((n * g.OD + g.sd * nq[m][1] + rd - g.pd) * g.OH
+                            + g.sh * nq[m][2] + rh - g.ph) * g.OW
+                           + g.sw * nq[m][3] + rw - g.pw) * g.F
+            v = v + 1
+            n = n + 1
+            if n == g.N:
+                n = 0
+                qw = qw + 1
+                if qw == nqw:
+                    qw = 0
+                    qh = qh + 1
+                    if qh == nqh:
+                        qh = 0
+                        qd = qd + 1
         # taps valid for at least one voxel, per axis
         for ad in range(td_n):
             vd[ad] = False
@@ -387,50 +403,77 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                             continue
                         u = (ad * th_n + ah) * tw_n + aw
                         woff[tile * g.max_taps + count] = u * C * nr
-                        xp = xptr + (tile * g.max_taps + count) * MR_
                         for m in range(MR_):
-                            xp[m] = zeros
+                            src[m] = zeros
                             if valid_voxel[m]:
                                 idd = nq[m][1] + dd[ad]
                                 ihh = nq[m][2] + dh[ah]
                                 iww = nq[m][3] + dw[aw]
                                 if 0 <= idd < g.D and 0 <= ihh < g.H and 0 <= iww < g.W:
-                                    xp[m] = x + (((nq[m][0] * g.D + idd) * g.H + ihh) * g.W
-                                                 + iww) * C
+                                    src[m] = x + (((nq[m][0] * g.D + idd) * g.H + ihh) * g.W
+                                                  + iww) * C
+                        dst = apack + tile * panel + count * C * MR_
+                        if C >= 16:
+                            for m in range(MR_):
+                                memcpy(dst + m * C, src[m], C * sizeof(floating))
+                        else:   # a call per handful of values would cost more than the copy
+                            for m in range(MR_):
+                                for k in range(C):
+                                    dst[m * C + k] = src[m][k]
                         count = count + 1
         ntaps[tile] = count
 
-    # 2. filter block by filter block, so a block's weight panels stay in cache
-    #    while every tile of the item uses them
+    # 2. The reduction over taps runs in groups of about KC values, and for each group
+    #    filter block by filter block over every tile: a group's input stays in L2 and a
+    #    block's weights in L1 while every tile of the item uses them.  Voxels past the
+    #    end and filters past F go to a zeroed scratch tile.
+    per_group = max(1, g.kc // max(C, 1))
+    groups = 1
+    for tile in range(n_tiles):
+        groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
+    for k in range(n_tiles * MR_ * nr):
+        scratch[k] = 0
+    for group in range(groups):
+        first = group * per_group
+        for j in range(g.blocks):
+            full = g.F - j * nr >= nr
+            block_bias = NULL if bias == NULL else bias + j * nr
+            for tile in range(n_tiles):
+                if first >= ntaps[tile] and group > 0:
+                    continue
+                last = min(ntaps[tile], first + per_group)
+                vp = vox + tile * MR_
+                for k in range(first, last):
+                    wptr[k - first] = weights + phase_offset[phase] + j * phase_taps * C * nr \
+                        + woff[tile * g.max_taps + k]
+                for m in range(MR_):
+                    if vp[m] != NULL and full:
+                        outp[m] = vp[m] + j * nr
+                    else:
+                        outp[m] = scratch + (tile * MR_ + m) * nr
+                if floating is float:
+                    kernel_f32(max(0, last - first), C,
+                               <const float*>(apack + tile * panel + first * C * MR_),
+                               <const float**>wptr, <const float*>block_bias, <float**>outp,
+                               group > 0, relu and last >= ntaps[tile])
+                else:
+                    kernel_f64(max(0, last - first), C,
+                               <const double*>(apack + tile * panel + first * C * MR_),
+                               <const double**>wptr, <const double*>block_bias,
+                               <double**>outp, group > 0, relu and last >= ntaps[tile])
+
+    # 3. partial filter blocks out of the scratch tile, then non-fused activations
     for j in range(g.blocks):
-        ncols = g.F - j * nr
-        full = ncols >= nr
-        if ncols > nr:
-            ncols = nr
-        block_bias = NULL if bias == NULL else bias + j * nr
+        ncols = min(nr, g.F - j * nr)
+        full = ncols == nr
         for tile in range(n_tiles):
             vp = vox + tile * MR_
-            for k in range(ntaps[tile]):
-                wptr[k] = weights + phase_offset[phase] + j * phase_taps * C * nr \
-                    + woff[tile * g.max_taps + k]
-            for m in range(MR_):
-                if vp[m] != NULL and full:
-                    outp[m] = vp[m] + j * nr
-                else:
-                    outp[m] = scratch + m * nr
-            if floating is float:
-                kernel_f32(ntaps[tile], C, <const float**>(xptr + tile * g.max_taps * MR_),
-                           <const float**>wptr, <const float*>block_bias, <float**>outp, relu)
-            else:
-                kernel_f64(ntaps[tile], C, <const double**>(xptr + tile * g.max_taps * MR_),
-                           <const double**>wptr, <const double*>block_bias, <double**>outp,
-                           relu)
             for m in range(MR_):
                 if vp[m] == NULL:
                     continue
                 o = vp[m] + j * nr
                 if not full:
-                    memcpy(o, scratch + m * nr, ncols * sizeof(floating))
+                    memcpy(o, scratch + (tile * MR_ + m) * nr, ncols * sizeof(floating))
                 if act != ACT_LINEAR:
                     for f in range(ncols):
                         o[f] = <floating>_activate(o[f], act)
@@ -471,10 +514,18 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
             voxels *= max(0, (length - 1 + crop - r) // stride + (r - crop) // stride + 1)
         phase_tiles[p] = -(-voxels // DC3_MR)
         total_tiles += phase_tiles[p]
-    g.chunk_tiles = max(1, min(32, total_tiles // (8 * threads)))
-    items = [(p, t, min(g.chunk_tiles, phase_tiles[p] - t))
-             for p in range(g.sd * g.sh * g.sw)
-             for t in range(0, phase_tiles[p], g.chunk_tiles)]
+    # A few items per thread at least; a chunk's packed input within a few MiB; the
+    # reduction split in groups of about KC values (one group's input for the whole
+    # chunk stays in L2 while the weights of one filter block sit in L1).
+    g.kc = 512 if x.itemsize == 4 else 256
+    tile_bytes = g.max_taps * max(g.C, 1) * DC3_MR * x.itemsize
+    g.chunk_tiles = max(1, min(32, total_tiles // (8 * threads), (4 << 20) // tile_bytes))
+    # tile-range major, phase minor: the phases of one region read the same input, so
+    # taking them one after the other keeps that input in cache
+    items = sorted(((p, t, min(g.chunk_tiles, phase_tiles[p] - t))
+                    for p in range(g.sd * g.sh * g.sw)
+                    for t in range(0, phase_tiles[p], g.chunk_tiles)),
+                   key=lambda item: (item[1], item[0]))
     cdef Py_ssize_t[:, ::1] work = np.asarray(items, dtype=np.intp).reshape(-1, 3)
     cdef Py_ssize_t n_items = work.shape[0], item
 
@@ -494,7 +545,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         raise MemoryError()
 
     # per-thread scratch
-    cdef const floating** xptr = NULL
+    cdef floating* apack = NULL
     cdef Py_ssize_t* woff = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef floating** vox = NULL
@@ -506,21 +557,21 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
     cdef Py_ssize_t ct = g.chunk_tiles, mtaps = g.max_taps, mr = DC3_MR
     with nogil, parallel(num_threads=threads):
-        xptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
+        apack = <floating*>malloc(ct * mtaps * max(g.C, 1) * mr * sizeof(floating))
         woff = <Py_ssize_t*>malloc(ct * mtaps * sizeof(Py_ssize_t))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         wptr = <const floating**>malloc(mtaps * sizeof(floating*))
-        scratch = <floating*>malloc(mr * g.nr * sizeof(floating))
+        scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
         for item in prange(n_items, schedule="dynamic"):
-            if xptr != NULL and woff != NULL and ntaps != NULL and vox != NULL \
+            if apack != NULL and woff != NULL and ntaps != NULL and vox != NULL \
                     and wptr != NULL and scratch != NULL and outp != NULL:
                 _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0], &axis_delta[0, 0, 0],
                            &phase_offset[0], smax, work[item, 0], work[item, 1],
-                           work[item, 2], xptr, woff, ntaps, vox, wptr, scratch, outp)
+                           work[item, 2], apack, woff, ntaps, vox, wptr, scratch, outp)
                 done[item] = 1
-        free(xptr)
+        free(apack)
         free(woff)
         free(ntaps)
         free(vox)

@@ -1,11 +1,14 @@
 /* Register-blocked micro-kernels for deconv3d's core.
  *
  * One call computes a tile of MR output voxels x NR filters:
- *     out[m][f] = bias[f] + sum_u sum_c x[u][m][c] * w[u][c][f]
- * where, for each contributing tap u, x[u][m] points at the C input channels that
- * reach voxel m (or at zeros) and w[u] at that tap's packed (C x NR) weight panel.
- * The accumulators stay in registers for the whole reduction, so each output
- * element is written exactly once.
+ *     out[m][f] = bias[f] + sum_u sum_c a[u][m][c] * w[u][c][f]
+ * where a is the tile's input, gathered by the caller into one contiguous panel
+ * (for each contributing tap u and voxel m, its C channels: a plain copy, zeros
+ * where the tap falls outside the input), and w[u] points at tap u's packed
+ * (C x NR) weight panel.
+ * The accumulators stay in registers for the whole reduction over the taps given;
+ * with `accumulate` set the tile starts from the values already in `out` instead of
+ * the bias, so that a long reduction can be split into cache-sized blocks.
  *
  * The AVX2+FMA versions are compiled for that target only and chosen at run time,
  * so the extension itself keeps the compiler's portable baseline (no -march=native).
@@ -19,31 +22,31 @@
 #define DC3_NR_F32 16
 #define DC3_NR_F64 8
 
-typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **x,
+typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float *a,
                                const float **w, const float *bias, float **out,
-                               int relu);
-typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **x,
+                               int accumulate, int relu);
+typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double *a,
                                const double **w, const double *bias, double **out,
-                               int relu);
+                               int accumulate, int relu);
 
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **x,                   \
-                     const T **w, const T *bias, T **out, int relu)                     \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T *a,                   \
+                     const T **w, const T *bias, T **out, int accumulate, int relu) \
     {                                                                                    \
         T acc[DC3_MR][NR];                                                               \
         for (int m = 0; m < DC3_MR; m++)                                                 \
             for (int f = 0; f < NR; f++)                                                 \
-                acc[m][f] = bias ? bias[f] : (T)0;                                       \
+                acc[m][f] = accumulate ? out[m][f] : bias ? bias[f] : (T)0;              \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wu = w[u];                                                          \
-            const T *const *xu = x + u * DC3_MR;                                         \
+            const T *au = a + u * DC3_MR * channels;                                     \
             for (ptrdiff_t c = 0; c < channels; c++) {                                   \
                 const T *wc = wu + c * NR;                                               \
                 for (int m = 0; m < DC3_MR; m++) {                                       \
-                    T a = xu[m][c];                                                      \
+                    T am = au[m * channels + c];                                         \
                     for (int f = 0; f < NR; f++)                                         \
-                        acc[m][f] += a * wc[f];                                          \
+                        acc[m][f] += am * wc[f];                                         \
                 }                                                                        \
             }                                                                            \
         }                                                                                \
@@ -63,33 +66,40 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_generic, double, DC3_NR_F64)
 
 /* 6 voxels x 16 floats: 12 ymm accumulators, 2 for weights, 1 for the broadcast. */
 __attribute__((target("avx2,fma")))
-static void dc3_kernel_f32_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const float **x,
+static void dc3_kernel_f32_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const float *a,
                                 const float **w, const float *bias, float **out,
-                                int relu)
+                                int accumulate, int relu)
 {
     __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
     __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
     __m256 c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
     __m256 c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+    if (accumulate) {
+        c00 = _mm256_loadu_ps(out[0]); c01 = _mm256_loadu_ps(out[0] + 8);
+        c10 = _mm256_loadu_ps(out[1]); c11 = _mm256_loadu_ps(out[1] + 8);
+        c20 = _mm256_loadu_ps(out[2]); c21 = _mm256_loadu_ps(out[2] + 8);
+        c30 = _mm256_loadu_ps(out[3]); c31 = _mm256_loadu_ps(out[3] + 8);
+        c40 = _mm256_loadu_ps(out[4]); c41 = _mm256_loadu_ps(out[4] + 8);
+        c50 = _mm256_loadu_ps(out[5]); c51 = _mm256_loadu_ps(out[5] + 8);
+    }
     for (ptrdiff_t u = 0; u < ntaps; u++) {
         const float *wc = w[u];
-        const float *const *xu = x + u * DC3_MR;
-        const float *a0 = xu[0], *a1 = xu[1], *a2 = xu[2];
-        const float *a3 = xu[3], *a4 = xu[4], *a5 = xu[5];
+        const float *a0 = a + u * DC3_MR * channels, *a1 = a0 + channels, *a2 = a1 + channels;
+        const float *a3 = a2 + channels, *a4 = a3 + channels, *a5 = a4 + channels;
         for (ptrdiff_t c = 0; c < channels; c++, wc += 16) {
-            __m256 w0 = _mm256_loadu_ps(wc), w1 = _mm256_loadu_ps(wc + 8), a;
-            a = _mm256_broadcast_ss(a0 + c);
-            c00 = _mm256_fmadd_ps(a, w0, c00); c01 = _mm256_fmadd_ps(a, w1, c01);
-            a = _mm256_broadcast_ss(a1 + c);
-            c10 = _mm256_fmadd_ps(a, w0, c10); c11 = _mm256_fmadd_ps(a, w1, c11);
-            a = _mm256_broadcast_ss(a2 + c);
-            c20 = _mm256_fmadd_ps(a, w0, c20); c21 = _mm256_fmadd_ps(a, w1, c21);
-            a = _mm256_broadcast_ss(a3 + c);
-            c30 = _mm256_fmadd_ps(a, w0, c30); c31 = _mm256_fmadd_ps(a, w1, c31);
-            a = _mm256_broadcast_ss(a4 + c);
-            c40 = _mm256_fmadd_ps(a, w0, c40); c41 = _mm256_fmadd_ps(a, w1, c41);
-            a = _mm256_broadcast_ss(a5 + c);
-            c50 = _mm256_fmadd_ps(a, w0, c50); c51 = _mm256_fmadd_ps(a, w1, c51);
+            __m256 w0 = _mm256_loadu_ps(wc), w1 = _mm256_loadu_ps(wc + 8), t;
+            t = _mm256_broadcast_ss(a0 + c);
+            c00 = _mm256_fmadd_ps(t, w0, c00); c01 = _mm256_fmadd_ps(t, w1, c01);
+            t = _mm256_broadcast_ss(a1 + c);
+            c10 = _mm256_fmadd_ps(t, w0, c10); c11 = _mm256_fmadd_ps(t, w1, c11);
+            t = _mm256_broadcast_ss(a2 + c);
+            c20 = _mm256_fmadd_ps(t, w0, c20); c21 = _mm256_fmadd_ps(t, w1, c21);
+            t = _mm256_broadcast_ss(a3 + c);
+            c30 = _mm256_fmadd_ps(t, w0, c30); c31 = _mm256_fmadd_ps(t, w1, c31);
+            t = _mm256_broadcast_ss(a4 + c);
+            c40 = _mm256_fmadd_ps(t, w0, c40); c41 = _mm256_fmadd_ps(t, w1, c41);
+            t = _mm256_broadcast_ss(a5 + c);
+            c50 = _mm256_fmadd_ps(t, w0, c50); c51 = _mm256_fmadd_ps(t, w1, c51);
         }
     }
     if (relu) {
@@ -111,33 +121,40 @@ static void dc3_kernel_f32_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const float
 
 /* 6 voxels x 8 doubles. */
 __attribute__((target("avx2,fma")))
-static void dc3_kernel_f64_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const double **x,
+static void dc3_kernel_f64_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const double *a,
                                 const double **w, const double *bias, double **out,
-                                int relu)
+                                int accumulate, int relu)
 {
     __m256d b0 = bias ? _mm256_loadu_pd(bias) : _mm256_setzero_pd();
     __m256d b1 = bias ? _mm256_loadu_pd(bias + 4) : _mm256_setzero_pd();
     __m256d c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
     __m256d c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+    if (accumulate) {
+        c00 = _mm256_loadu_pd(out[0]); c01 = _mm256_loadu_pd(out[0] + 4);
+        c10 = _mm256_loadu_pd(out[1]); c11 = _mm256_loadu_pd(out[1] + 4);
+        c20 = _mm256_loadu_pd(out[2]); c21 = _mm256_loadu_pd(out[2] + 4);
+        c30 = _mm256_loadu_pd(out[3]); c31 = _mm256_loadu_pd(out[3] + 4);
+        c40 = _mm256_loadu_pd(out[4]); c41 = _mm256_loadu_pd(out[4] + 4);
+        c50 = _mm256_loadu_pd(out[5]); c51 = _mm256_loadu_pd(out[5] + 4);
+    }
     for (ptrdiff_t u = 0; u < ntaps; u++) {
         const double *wc = w[u];
-        const double *const *xu = x + u * DC3_MR;
-        const double *a0 = xu[0], *a1 = xu[1], *a2 = xu[2];
-        const double *a3 = xu[3], *a4 = xu[4], *a5 = xu[5];
+        const double *a0 = a + u * DC3_MR * channels, *a1 = a0 + channels, *a2 = a1 + channels;
+        const double *a3 = a2 + channels, *a4 = a3 + channels, *a5 = a4 + channels;
         for (ptrdiff_t c = 0; c < channels; c++, wc += 8) {
-            __m256d w0 = _mm256_loadu_pd(wc), w1 = _mm256_loadu_pd(wc + 4), a;
-            a = _mm256_broadcast_sd(a0 + c);
-            c00 = _mm256_fmadd_pd(a, w0, c00); c01 = _mm256_fmadd_pd(a, w1, c01);
-            a = _mm256_broadcast_sd(a1 + c);
-            c10 = _mm256_fmadd_pd(a, w0, c10); c11 = _mm256_fmadd_pd(a, w1, c11);
-            a = _mm256_broadcast_sd(a2 + c);
-            c20 = _mm256_fmadd_pd(a, w0, c20); c21 = _mm256_fmadd_pd(a, w1, c21);
-            a = _mm256_broadcast_sd(a3 + c);
-            c30 = _mm256_fmadd_pd(a, w0, c30); c31 = _mm256_fmadd_pd(a, w1, c31);
-            a = _mm256_broadcast_sd(a4 + c);
-            c40 = _mm256_fmadd_pd(a, w0, c40); c41 = _mm256_fmadd_pd(a, w1, c41);
-            a = _mm256_broadcast_sd(a5 + c);
-            c50 = _mm256_fmadd_pd(a, w0, c50); c51 = _mm256_fmadd_pd(a, w1, c51);
+            __m256d w0 = _mm256_loadu_pd(wc), w1 = _mm256_loadu_pd(wc + 4), t;
+            t = _mm256_broadcast_sd(a0 + c);
+            c00 = _mm256_fmadd_pd(t, w0, c00); c01 = _mm256_fmadd_pd(t, w1, c01);
+            t = _mm256_broadcast_sd(a1 + c);
+            c10 = _mm256_fmadd_pd(t, w0, c10); c11 = _mm256_fmadd_pd(t, w1, c11);
+            t = _mm256_broadcast_sd(a2 + c);
+            c20 = _mm256_fmadd_pd(t, w0, c20); c21 = _mm256_fmadd_pd(t, w1, c21);
+            t = _mm256_broadcast_sd(a3 + c);
+            c30 = _mm256_fmadd_pd(t, w0, c30); c31 = _mm256_fmadd_pd(t, w1, c31);
+            t = _mm256_broadcast_sd(a4 + c);
+            c40 = _mm256_fmadd_pd(t, w0, c40); c41 = _mm256_fmadd_pd(t, w1, c41);
+            t = _mm256_broadcast_sd(a5 + c);
+            c50 = _mm256_fmadd_pd(t, w0, c50); c51 = _mm256_fmadd_pd(t, w1, c51);
         }
     }
     if (relu) {
