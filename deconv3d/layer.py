@@ -47,6 +47,10 @@ class _CallCounter:
 
 _calls = _CallCounter()
 
+# Below this many multiply-adds a call runs on one thread unless told otherwise: starting
+# a parallel region costs more than it saves (2-core machine: about 5e5, i.e. ~40 us).
+_SERIAL_BELOW = 500_000
+
 
 def _unique_name(base: str) -> str:
     # Keras names layers conv3d_transpose, conv3d_transpose_1, ... per process.
@@ -344,7 +348,13 @@ class Conv3DTranspose:
         with _calls as running:
             if threads is None:
                 threads = max(1, _core.default_thread_count() // running)
+                if self._multiply_adds(x.shape) < _SERIAL_BELOW:
+                    threads = 1
             return self._compute(x, packed, core_bias, threads)
+
+    def _multiply_adds(self, input_shape) -> int:
+        """Multiply-adds of a call: every input value meets every tap and filter."""
+        return math.prod(input_shape) * self.filters * math.prod(self.kernel_size)
 
     def _as_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, np.ndarray):
