@@ -13,8 +13,10 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
 
 from .info import show_config  # noqa: E402
 from .layer import Conv3DTranspose  # noqa: E402
+from .keras_files import load_keras, read_keras_file, read_keras_weights  # noqa: E402
 
 # Keras exports the same class under its long name too.
 Convolution3DTranspose = Conv3DTranspose
 
-__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "show_config", "__version__"]
+__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "load_keras", "read_keras_file",
+           "read_keras_weights", "show_config", "__version__"]

@@ -1,9 +1,11 @@
-"""Command line: ``python -m deconv3d demo``."""
+"""Command line: ``python -m deconv3d demo | apply | inspect`` (also ``deconv3d ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from . import cli_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=None,
                       help="OpenMP threads (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
     demo.add_argument("--repeats", type=int, default=5, help="timed calls (default 5)")
+    cli_models.add_commands(commands)
     return parser
 
 
@@ -23,6 +26,8 @@ def main(argv=None) -> int:
     if args.command == "demo":
         from . import demo
         return demo.main(args.threads, max(1, args.repeats))
+    if args.command in cli_models.COMMANDS:
+        return cli_models.run(args)
     return 2
 
 

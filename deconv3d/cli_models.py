@@ -1,0 +1,360 @@
+"""Command line for Keras model files: ``apply`` a layer to a volume, ``inspect`` a file.
+
+``python -m deconv3d apply MODEL --input IN.npy --output OUT.npy [--layer NAME]``
+    Runs one Conv3DTranspose layer of MODEL on an array (.npy or .npz) and
+    writes the result (.npy, or .npz under the key ``output``).  A batch is
+    processed in chunks of samples; when there is more than one chunk, progress
+    lines go to stderr (at most one a second, and one at the end).  The output
+    file is written only when everything has succeeded (through a temporary
+    file in the same directory).
+``python -m deconv3d inspect MODEL [--json]``
+    Lists the Conv3DTranspose layers of MODEL with their configs and weight shapes.
+
+Both need h5py (``pip install "deconv3d[keras]"``); neither imports Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import keras_files
+
+COMMANDS = ("apply", "inspect")
+
+# Automatic chunking: aim at about this many multiply-adds per call, and at most
+# this many bytes of output per call.
+_CHUNK_WORK = 2e9
+_CHUNK_BYTES = 256 * 2 ** 20
+_PROGRESS_EVERY = 1.0    # seconds between progress lines
+
+
+def add_commands(subparsers) -> None:
+    """Add the ``apply`` and ``inspect`` commands to an argparse subparsers object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        From ``parser.add_subparsers(dest="command")``.  Each command sets
+        ``handler`` in the parsed namespace: call ``args.handler(args)``,
+        which returns the exit status (0 success, 1 error).
+    """
+    apply = subparsers.add_parser(
+        "apply", help="apply a Conv3DTranspose layer of a Keras model file to an array",
+        description="Apply one Conv3DTranspose layer of a Keras file (.keras, .h5, or "
+                    ".weights.h5 with --config) to an array read from .npy/.npz, and save the "
+                    "result.")
+    apply.add_argument("model", help="Keras file: .keras archive, legacy .h5 model, or a "
+                                     "weights-only .weights.h5/.h5 (then --config is needed)")
+    apply.add_argument("--layer", default=None,
+                       help="layer name or path such as 'decoder/up' (default: the file's only "
+                            "Conv3DTranspose)")
+    apply.add_argument("--input", "-i", required=True, help="input array, .npy or .npz")
+    apply.add_argument("--key", default=None,
+                       help="array name inside an .npz input (default: its only array)")
+    apply.add_argument("--output", "-o", required=True,
+                       help="output file, .npy or .npz (stored under the key 'output')")
+    apply.add_argument("--data-format", choices=("channels_last", "channels_first"),
+                       default=None,
+                       help="layout of the input and output arrays (default: the layer's "
+                            "data_format); arrays are transposed as needed")
+    apply.add_argument("--threads", type=int, default=None,
+                       help="OpenMP threads (default: OMP_NUM_THREADS or all cores)")
+    apply.add_argument("--chunk", type=int, default=None,
+                       help="samples per call (default: chosen from the work per sample)")
+    apply.add_argument("--config", default=None,
+                       help="for weights-only files: the layer or model config, as JSON text or "
+                            "a .json file")
+    apply.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    apply.set_defaults(handler=run_apply)
+
+    inspect = subparsers.add_parser(
+        "inspect", help="list the Conv3DTranspose layers of a Keras model file",
+        description="List the Conv3DTranspose layers of a Keras file with their configs and "
+                    "weight shapes.")
+    inspect.add_argument("model", help="Keras file: .keras, .h5 or .weights.h5")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+    inspect.set_defaults(handler=run_inspect)
+
+
+def run(args) -> int:
+    """Run the command of a parsed namespace made by :func:`add_commands`."""
+    return args.handler(args)
+
+
+# ---------------------------------------------------------------------- apply
+def run_apply(args) -> int:
+    """Handler of ``apply``: returns 0 on success, 1 after printing an error to stderr."""
+    try:
+        apply_model(args.model, args.input, args.output, layer=args.layer, key=args.key,
+                    data_format=args.data_format, threads=args.threads, chunk=args.chunk,
+                    config=_read_config_argument(args.config),
+                    progress=None if args.quiet else sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        print(f"deconv3d apply: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def apply_model(model, input_path, output_path, layer=None, key=None, data_format=None,
+                threads=None, chunk=None, config=None, progress=None) -> tuple:
+    """Apply a Conv3DTranspose layer of a Keras file to an array file; save the result.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        The Keras file.
+    input_path, output_path : str or os.PathLike
+        ``.npy`` or ``.npz`` files.  An ``.npz`` output stores the result as ``output``.
+    layer : str, optional
+        Layer name or path; optional when the file has one Conv3DTranspose.
+    key : str, optional
+        Array name inside an ``.npz`` input; optional when it holds one array.
+    data_format : {"channels_last", "channels_first"}, optional
+        Layout of the arrays in the files; default: the layer's.
+    threads : int, optional
+        OpenMP threads per call.
+    chunk : int, optional
+        Samples per call; default: chosen so that a call does about 2e9
+        multiply-adds and writes at most 256 MiB.
+    config : dict, optional
+        Layer or model config for weights-only files.
+    progress : file-like, optional
+        Where progress lines go (e.g. ``sys.stderr``); None for silence.
+
+    Returns
+    -------
+    tuple
+        The shape of the saved output.
+    """
+    output_path = os.fspath(output_path)
+    output_kind = _array_file_kind(output_path, "--output")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"--chunk must be a positive integer, got {chunk!r}")
+    x = _load_array(input_path, key)
+    net = keras_files.layer_from_keras_file(model, name=layer, config=config)
+    if x.ndim != 5:
+        raise ValueError(f"{input_path}: the input has shape {x.shape}; Conv3DTranspose needs a "
+                         f"5-D array (batch, 3 spatial axes, channels) or (batch, channels, 3 "
+                         f"spatial axes)")
+    layout = data_format or net.data_format
+    swap = layout != net.data_format
+    if swap:
+        x = _to_format(x, layout, net.data_format)
+    channel_axis = 4 if net.data_format == "channels_last" else 1
+    in_channels = net.kernel.shape[4]
+    if x.shape[channel_axis] != in_channels:
+        shown = _to_format(x, net.data_format, layout).shape
+        raise ValueError(f"{input_path}: the input of shape {shown} ({layout}) has "
+                         f"{x.shape[channel_axis]} channels, but layer {net.name!r} expects "
+                         f"{in_channels}")
+    batch = x.shape[0]
+    out_shape = tuple(net.compute_output_shape(x.shape))
+    if batch == 0 or min(out_shape) == 0:
+        result = np.zeros(out_shape, dtype=net.compute_dtype)
+    else:
+        per_sample = out_shape[1:]
+        size = chunk or _auto_chunk(per_sample, net, np.dtype(net.compute_dtype).itemsize)
+        size = min(size, batch)
+        result = np.empty(out_shape, dtype=net.compute_dtype)
+        steps = math.ceil(batch / size)
+        start_time = time.perf_counter()
+        if progress is not None and steps > 1:
+            print(f"apply: layer {net.name!r}, {batch} samples in {steps} chunks of up to "
+                  f"{size}", file=progress, flush=True)
+        last_line = start_time
+        for begin in range(0, batch, size):
+            end = min(begin + size, batch)
+            result[begin:end] = net(np.asarray(x[begin:end]), num_threads=threads)
+            now = time.perf_counter()
+            if progress is not None and steps > 1 and (now - last_line >= _PROGRESS_EVERY
+                                                       or end == batch):
+                last_line = now
+                elapsed = now - start_time
+                remaining = elapsed / end * (batch - end)
+                print(f"apply: {end}/{batch} samples ({100 * end / batch:.0f}%), "
+                      f"{elapsed:.1f} s elapsed, ~{remaining:.1f} s left",
+                      file=progress, flush=True)
+    if swap:
+        result = _to_format(result, net.data_format, layout)
+    _save_atomically(output_path, output_kind, result)
+    if progress is not None:
+        print(f"apply: wrote {output_path} {result.shape} {result.dtype}", file=progress,
+              flush=True)
+    return result.shape
+
+
+def _read_config_argument(text):
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        source, raw = "--config", text
+    else:
+        source = text
+        try:
+            with open(text, encoding="utf-8") as handle:
+                raw = handle.read()
+        except OSError as error:
+            raise ValueError(f"--config: cannot read {text!r} (expected JSON text or a .json "
+                             f"file): {error}") from None
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"{source}: not valid JSON: {error}") from None
+
+
+def _array_file_kind(path: str, argument: str) -> str:
+    lowered = path.lower()
+    for kind in (".npy", ".npz"):
+        if lowered.endswith(kind):
+            return kind
+    raise ValueError(f"{argument} {path!r}: expected a .npy or .npz file")
+
+
+def _load_array(path, key):
+    path = os.fspath(path)
+    kind = _array_file_kind(path, "--input")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--input: no such file: {path!r}")
+    try:
+        if kind == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            if key is not None:
+                raise ValueError(f"--key is only for .npz inputs; {path} is a .npy file")
+            return array
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if key is None:
+                if len(names) != 1:
+                    raise ValueError(f"{path} holds {len(names)} arrays "
+                                     f"({', '.join(names) or 'none'}); choose one with --key")
+                key = names[0]
+            if key not in names:
+                raise ValueError(f"{path} has no array {key!r}; it holds: "
+                                 f"{', '.join(names) or 'nothing'}")
+            return archive[key]
+    except (OSError, EOFError, ValueError) as error:
+        if isinstance(error, ValueError) and str(error).startswith(path):
+            raise
+        raise ValueError(f"--input: cannot read {path}: {error}") from None
+
+
+def _to_format(array, source: str, target: str):
+    if source == target:
+        return array
+    if source == "channels_last":
+        return array.transpose(0, 4, 1, 2, 3)
+    return array.transpose(0, 2, 3, 4, 1)
+
+
+def _auto_chunk(per_sample_shape, net, itemsize: int) -> int:
+    out_elements = math.prod(per_sample_shape)
+    taps = math.prod(net.kernel_size) * int(net.kernel.shape[4])
+    work = max(1, out_elements * taps)
+    by_work = int(_CHUNK_WORK // work)
+    by_memory = int(_CHUNK_BYTES // max(1, out_elements * itemsize))
+    return max(1, min(by_work, by_memory))
+
+
+def _save_atomically(path: str, kind: str, array) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".deconv3d-", suffix=kind, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if kind == ".npy":
+                np.save(handle, array, allow_pickle=False)
+            else:
+                np.savez(handle, output=array)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------------- inspect
+def run_inspect(args) -> int:
+    """Handler of ``inspect``: returns 0 on success, 1 after printing an error to stderr."""
+    try:
+        contents = keras_files.read_keras_file(args.model)
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        print(f"deconv3d inspect: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(describe(contents), indent=2))
+    else:
+        print(format_contents(contents))
+    return 0
+
+
+def describe(contents) -> dict:
+    """A JSON-ready summary of :class:`deconv3d.keras_files.KerasFileContents`."""
+    return {
+        "file": contents.path, "format": contents.format, "keras_version": contents.keras_version,
+        "has_config": contents.has_config,
+        "layers": [{"path": e.path, "name": e.name, "config": e.config,
+                    "kernel_shape": list(e.kernel_shape),
+                    "bias_shape": list(e.weights[1].shape) if len(e.weights) > 1 else None,
+                    "location": e.location} for e in contents.layers],
+        "other_layers": dict(contents.other_layers),
+    }
+
+
+_SHOWN = ("filters", "kernel_size", "strides", "padding", "output_padding", "data_format",
+          "dilation_rate", "activation", "use_bias", "dtype")
+
+
+def format_contents(contents) -> str:
+    """The text ``inspect`` prints."""
+    version = f", Keras {contents.keras_version}" if contents.keras_version else ""
+    count = len(contents.layers)
+    lines = [f"{contents.path}: {contents.description}{version}; {count} Conv3DTranspose "
+             f"layer{'s' if count != 1 else ''}"]
+    if not contents.has_config and contents.format == keras_files.FORMAT_LEGACY_WEIGHTS:
+        lines.append("  (no config in this file: the layers below are those whose weights look "
+                     "like a 3-D convolution kernel; Conv3D layers look the same)")
+    for entry in contents.layers:
+        lines.append(f"  {entry.path}")
+        if entry.config is not None:
+            shown = [f"{key}={_show(entry.config[key])}" for key in _SHOWN
+                     if key in entry.config]
+            lines.append("    " + " ".join(shown))
+        else:
+            lines.append("    config: none in the file (weights only; pass --config to apply)")
+        bias = f", bias {tuple(entry.weights[1].shape)}" if len(entry.weights) > 1 else ", no bias"
+        lines.append(f"    kernel {entry.kernel_shape}{bias}; weights at {entry.location}")
+    if contents.other_layers:
+        others = ", ".join(f"{p} ({c})" for p, c in contents.other_layers.items())
+        lines.append(f"  other layers: {others}")
+    return "\n".join(lines)
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return repr(tuple(value))
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            return inner["name"]          # a dtype policy
+        return value.get("class_name", json.dumps(value))
+    return repr(value)
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point with just these commands (for testing)."""
+    parser = argparse.ArgumentParser(prog="python -m deconv3d")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return run(args)
