@@ -34,22 +34,22 @@ def _read_keras_json() -> dict:
     return settings if isinstance(settings, dict) else {}
 
 
+def _setting(key: str, default: str, allowed) -> str:
+    value = _read_keras_json().get(key, default)
+    if value not in allowed:
+        raise ValueError(f"Invalid `{key}` in {keras_json_path()}: {value!r}; "
+                         f"expected one of {allowed}")
+    return value
+
+
 def image_data_format() -> str:
     """``image_data_format`` from keras.json, ``"channels_last"`` when unset."""
-    value = _read_keras_json().get("image_data_format", "channels_last")
-    if value not in DATA_FORMATS:
-        raise ValueError(f"Invalid `image_data_format` in {keras_json_path()}: {value!r}; "
-                         f"expected one of {DATA_FORMATS}")
-    return value
+    return _setting("image_data_format", "channels_last", DATA_FORMATS)
 
 
 def floatx() -> str:
     """``floatx`` from keras.json, ``"float32"`` when unset."""
-    value = _read_keras_json().get("floatx", "float32")
-    if value not in FLOAT_NAMES:
-        raise ValueError(f"Invalid `floatx` in {keras_json_path()}: {value!r}; "
-                         f"expected one of {FLOAT_NAMES}")
-    return value
+    return _setting("floatx", "float32", FLOAT_NAMES)
 
 
 class DTypePolicy(NamedTuple):
