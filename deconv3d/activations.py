@@ -37,7 +37,7 @@ def _sparsemax(x):
     cumsum = np.cumsum(ordered, axis=-1)
     ranks = np.arange(1, x.shape[-1] + 1, dtype=x.dtype)
     support = ordered - (cumsum - 1) / ranks > 0
-    k = np.sum(support, axis=-1, keepdims=True)
+    k = np.sum(support, axis=-1, keepdims=True).astype(x.dtype)
     tau = (np.sum(np.where(support, cumsum, 0), axis=-1, keepdims=True) - 1) / k
     return np.maximum(x - tau, 0)
 
@@ -116,5 +116,6 @@ def get(identifier) -> Activation:
         if module.startswith("keras") and name in NAMES:
             return _by_name(name, identifier)
         return Activation(None, 0, identifier, identifier)
-    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}. "
+    raise ValueError(f"Could not interpret activation function identifier for `activation`: "
+                     f"{identifier!r}. "
                      f"Expected None, a callable or one of: {', '.join(NAMES)}")

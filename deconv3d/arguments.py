@@ -13,6 +13,8 @@ from __future__ import annotations
 import numbers
 from typing import Optional, Tuple
 
+import numpy as np
+
 from . import config
 
 RANK = 3
@@ -47,9 +49,12 @@ def standardize_tuple(value, name: str, allow_zero: bool = False) -> Tuple[int, 
             # Keras lets "3" through int() and then fails comparing it with 0.
             raise TypeError(f"{message}: element {item!r} is a string, not an integer")
         if not isinstance(item, numbers.Integral):
-            # Keras accepts 3.0 here and fails later, when it builds the kernel.
-            raise ValueError(f"{message}: element {item!r} of type {type(item).__name__} "
-                             f"is not an integer")
+            # Keras accepts 3.0 here and fails later: with a TypeError when an integral
+            # float reaches the strides of its convolution, a ValueError otherwise.
+            error = (TypeError if name == "strides" and isinstance(item, numbers.Real)
+                     and float(item).is_integer() else ValueError)
+            raise error(f"{message}: element {item!r} of type {type(item).__name__} "
+                        f"is not an integer")
     result = tuple(int(item) for item in items)
     bad = sorted({v for v in result if (v < 0 if allow_zero else v <= 0)})
     if bad:
@@ -61,6 +66,10 @@ def standardize_tuple(value, name: str, allow_zero: bool = False) -> Tuple[int, 
 
 def standardize_padding(value) -> str:
     """``'valid'`` or ``'same'``, case-insensitive."""
+    if isinstance(value, bytes):
+        # Keras lower-cases bytes too, then finds them in neither {'valid', 'same'}
+        raise ValueError(f"The `padding` argument must be one of {{'valid', 'same'}}. "
+                         f"Received: padding={value!r}")
     if not isinstance(value, str):
         raise TypeError(f"The `padding` argument must be the string 'valid' or 'same'. "
                         f"Received: padding={value!r} of type {type(value).__name__}")
@@ -91,6 +100,13 @@ def standardize_output_padding(value) -> Optional[Tuple[int, ...]]:
 
 def validate_filters(filters) -> int:
     """A strictly positive integer (``True`` counts as 1, as in Keras)."""
+    if isinstance(filters, np.ndarray):
+        # a 0-d integer array works in Keras; anything else fails converting to a shape
+        if filters.ndim == 0 and filters.dtype.kind in "iub":
+            filters = filters.item()
+        else:
+            raise ValueError(f"Invalid value for argument `filters`: {filters!r}. Expected a "
+                             f"strictly positive integer.")
     if isinstance(filters, (str, bytes)) or not isinstance(filters, numbers.Real):
         if filters is None:
             raise ValueError("Invalid value for argument `filters`: None. Expected a strictly "

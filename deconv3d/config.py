@@ -90,13 +90,13 @@ def dtype_policy(dtype) -> DTypePolicy:
     elif isinstance(dtype, (np.dtype, type)):
         try:
             name = np.dtype(dtype).name
-        except TypeError as error:
-            raise TypeError(f"Cannot interpret dtype={dtype!r} as a dtype policy") from error
+        except TypeError:
+            raise ValueError(f"Cannot interpret `dtype` argument: {dtype!r}") from None
     elif hasattr(dtype, "name") and isinstance(getattr(dtype, "name"), str):
         name = dtype.name          # a keras.DTypePolicy object
     else:
-        raise TypeError(f"Cannot interpret dtype={dtype!r} as a dtype policy; "
-                        f"expected None, a string such as 'float32', or a policy dict")
+        raise ValueError(f"Cannot interpret `dtype` argument: {dtype!r}; expected None, a "
+                         f"string such as 'float32', or a policy dict")
     if name not in _POLICIES:
         if name in ("bfloat16", "mixed_bfloat16"):
             raise ValueError(f"dtype={name!r} is not supported: NumPy has no bfloat16. "

@@ -85,7 +85,8 @@ class Initializer(KerasObject):
         if name == "Constant":
             return np.full(shape, cfg["value"])
         if name == "RandomNormal":
-            return rng.normal(cfg["mean"], cfg["stddev"], shape)
+            # scaled by hand: Keras accepts a negative stddev, NumPy's normal() would not
+            return cfg["mean"] + cfg["stddev"] * rng.standard_normal(shape)
         if name == "RandomUniform":
             return rng.uniform(cfg["minval"], cfg["maxval"], shape)
         if name == "TruncatedNormal":
@@ -174,6 +175,6 @@ def _validated(class_name, config):
 CATALOGUE = Catalogue("initializer", "keras.initializers", DEFAULTS, ALIASES, _validated)
 
 
-def get(identifier):
-    """An initializer from a Keras identifier; ``None`` is rejected by the layer, not here."""
-    return CATALOGUE.get(identifier)
+def get(identifier, argument: str = ""):
+    """An initializer from a Keras identifier (None stays None: the layer picks Keras's default)."""
+    return CATALOGUE.get(identifier, argument)

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import _core, activations, arguments, config, initializers, regularizers, shapes
+from . import _core, activations, arguments, buffers, config, initializers, regularizers, shapes
 from .serialization import serialize
 
 _LAYER_NAME = "conv3d_transpose"
@@ -129,12 +129,14 @@ class Conv3DTranspose:
 
     Notes
     -----
+    Bad arguments raise the exception class Keras raises, at construction.
     Differences from Keras, all deliberate: integer and boolean inputs are cast
     to the compute dtype (Keras raises), array-likes such as nested lists are
     accepted, ``padding`` given as a non-string is a TypeError (Keras fails
     later with AttributeError), the initializer string ``"constant"`` means
-    ``Constant(0.0)`` (Keras fails with KeyError), and bfloat16 policies are
-    refused (NumPy has no bfloat16).
+    ``Constant(0.0)`` (Keras fails with KeyError), bfloat16 policies are
+    refused (NumPy has no bfloat16), and a float64 layer with ``tanh`` returns
+    float64 (Keras returns float32).
 
     Thread safety: calls may run concurrently from several Python threads (the
     core releases the GIL and writes only its own output).  ``set_weights``
@@ -159,6 +161,10 @@ class Conv3DTranspose:
             warnings.warn("Do not pass an `input_shape`/`input_dim` argument to a layer; "
                           "deconv3d builds the layer on its first call.", UserWarning,
                           stacklevel=2)
+        if "rank" in kwargs:
+            # Keras's BaseConvTranspose fixes rank=3 itself ("multiple values for rank")
+            raise TypeError("Conv3DTranspose got an unexpected keyword argument `rank`; "
+                            "its rank is always 3")
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to Conv3DTranspose: "
                              f"{kwargs}")
@@ -169,7 +175,8 @@ class Conv3DTranspose:
         self.trainable = arguments.validate_trainable(trainable)
         self.dtype_policy = config.dtype_policy(dtype)
         self.autocast = bool(autocast)
-        self.activity_regularizer = regularizers.get_regularizer(activity_regularizer)
+        self.activity_regularizer = regularizers.get_regularizer(activity_regularizer,
+                                                                 "activity_regularizer")
 
         # Then BaseConvTranspose, in its order.
         self.filters = filters
@@ -181,12 +188,15 @@ class Conv3DTranspose:
         self.data_format = arguments.standardize_data_format(data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get_regularizer(kernel_regularizer)
-        self.bias_regularizer = regularizers.get_regularizer(bias_regularizer)
-        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
-        self.bias_constraint = regularizers.get_constraint(bias_constraint)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.kernel_regularizer = regularizers.get_regularizer(kernel_regularizer,
+                                                               "kernel_regularizer")
+        self.bias_regularizer = regularizers.get_regularizer(bias_regularizer,
+                                                             "bias_regularizer")
+        self.kernel_constraint = regularizers.get_constraint(kernel_constraint,
+                                                             "kernel_constraint")
+        self.bias_constraint = regularizers.get_constraint(bias_constraint, "bias_constraint")
         self.filters = arguments.validate_filters(filters)
         arguments.validate_strides_and_dilation(self.strides, self.dilation_rate,
                                                 self.output_padding)
@@ -253,7 +263,9 @@ class Conv3DTranspose:
     def set_weights(self, weights: Sequence) -> None:
         """Replace the weights; shapes must match exactly, values are cast to the variable dtype."""
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-            raise TypeError(f"set_weights expects a list of arrays, got {type(weights).__name__}")
+            # Keras fails on len() for objects without one (TypeError), else on the items
+            error = ValueError if hasattr(weights, "__len__") else TypeError
+            raise error(f"set_weights expects a list of arrays, got {type(weights).__name__}")
         current = self.weights
         if len(weights) != len(current):
             raise ValueError(f"You called `set_weights(weights)` on layer '{self.name}' with a "
@@ -271,9 +283,9 @@ class Conv3DTranspose:
         except (ValueError, TypeError) as error:
             raise ValueError(f"Layer {self.name}: the {label} weight cannot be read as an "
                              f"array: {error}") from None
-        if array.dtype.kind not in "fiub":
-            raise TypeError(f"Layer {self.name}: the {label} weight must be numeric, got an "
-                            f"array of dtype {array.dtype}")
+        if array.dtype.kind not in "fiubc":
+            raise ValueError(f"Layer {self.name}: the {label} weight must be numeric, got an "
+                             f"array of dtype {array.dtype}")
         if array.shape != tuple(shape):
             raise ValueError(f"Layer {self.name} weight shape {tuple(shape)} is not compatible "
                              f"with provided weight shape {array.shape}.")
@@ -308,9 +320,10 @@ class Conv3DTranspose:
         _check_allocation(kernel_shape, self.dtype_policy.variable_dtype.itemsize, "kernel")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
-        kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng)
-        bias = (_initial_values(self.bias_initializer, (self.filters,), variable, rng)
-                if self.use_bias else None)
+        kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng,
+                                 "kernel_initializer")
+        bias = (_initial_values(self.bias_initializer, (self.filters,), variable, rng,
+                                "bias_initializer") if self.use_bias else None)
         self._install(kernel, bias)
         self._build_input_shape = tuple(shape)
         self.built = True
@@ -367,8 +380,11 @@ class Conv3DTranspose:
                                  f"{error}") from None
         kind = x.dtype.kind
         if kind not in "fiub":
-            raise TypeError(f"Layer '{self.name}' expects a real numeric input array; got "
-                            f"`inputs` of dtype {x.dtype}")
+            # the classes Keras raises: strings (and None) cannot be converted to numbers
+            # (ValueError); objects, complex and structured values are the wrong type
+            error = ValueError if kind in "US" or inputs is None else TypeError
+            raise error(f"Layer '{self.name}' expects a real numeric input array; got "
+                        f"`inputs` of dtype {x.dtype}")
         if x.ndim != 5:
             raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
                              f"expected ndim=5, found ndim={x.ndim}. Full shape received: "
@@ -387,21 +403,19 @@ class Conv3DTranspose:
         plan = shapes.plan_axes(spatial, self.kernel_size, self.strides, self.padding,
                                 self.output_padding, self.dilation_rate)
         lengths = [axis.output_length for axis in plan]
-        if min(lengths) < 0:
-            raise ValueError(f"Layer '{self.name}': an input of spatial shape {tuple(spatial)} "
-                             f"gives a negative output length {tuple(lengths)}")
         out_shape = (x.shape[0], *lengths, self.filters)
         _check_allocation(out_shape, core.itemsize, "output")
         source = x.transpose(0, 2, 3, 4, 1) if channels_first else x
         source = np.ascontiguousarray(source, dtype=core)
-        out = np.empty(out_shape, dtype=core)
+        out = buffers.empty(out_shape, core)
         _core.conv3d_transpose(source, packed, core_bias, out,
                                tuple(a.front_crop for a in plan), self.activation.core_code,
                                threads)
-        if channels_first:
-            out = np.ascontiguousarray(out.transpose(0, 4, 1, 2, 3))
-        if policy.compute_dtype != core:
-            out = out.astype(policy.compute_dtype)
+        if channels_first or policy.compute_dtype != core:
+            layout = out.transpose(0, 4, 1, 2, 3) if channels_first else out
+            result = buffers.empty(layout.shape, policy.compute_dtype)
+            np.copyto(result, layout, casting="unsafe")
+            out = result
         if self.activation.apply is not None:
             out = np.asarray(self.activation.apply(out))
         return out
@@ -439,11 +453,17 @@ class Conv3DTranspose:
         # Keras 2 (tf.keras) writes keys Keras 3 has no use for.
         groups = cfg.pop("groups", 1)
         if groups != 1:
-            raise ValueError(f"Conv3DTranspose config has groups={groups!r}; grouped "
-                             f"transposed convolutions are not supported")
+            raise TypeError(f"Error when deserializing class 'Conv3DTranspose': the config has "
+                            f"groups={groups!r}, and grouped transposed convolutions are not "
+                            f"supported")
         for key in ("batch_input_shape", "batch_size", "implementation", "dynamic"):
             cfg.pop(key, None)
-        return cls(**cfg)
+        try:
+            return cls(**cfg)
+        except (ValueError, TypeError) as error:
+            # Keras reports any failure to rebuild a layer from its config as a TypeError
+            raise TypeError(f"Error when deserializing class 'Conv3DTranspose' using "
+                            f"config={config_dict}.\n\nException encountered: {error}") from error
 
     # ------------------------------------------------------------------ other frameworks
     @classmethod
@@ -527,14 +547,18 @@ def _as_shape(input_shape, name: str) -> tuple:
     return tuple(dims)
 
 
-def _initial_values(initializer, shape, dtype, rng) -> np.ndarray:
+def _initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray:
     # Keras falls back to glorot_uniform when a float weight has no initializer.
     if initializer is None:
         initializer = initializers.get("glorot_uniform")
-    if isinstance(initializer, initializers.Initializer):
-        return initializer(shape, dtype, rng)
-    values = np.asarray(initializer(shape, dtype=dtype))
+    try:
+        if isinstance(initializer, initializers.Initializer):
+            return initializer(shape, dtype, rng)
+        values = np.asarray(initializer(shape, dtype=dtype))
+    except (ValueError, TypeError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"`{argument}` could not initialise a weight of shape {tuple(shape)}: "
+                   f"{error}") from None
     if values.shape != tuple(shape):
-        raise ValueError(f"The initializer {initializer!r} returned shape {values.shape}, "
-                         f"expected {tuple(shape)}")
+        raise ValueError(f"`{argument}` returned shape {values.shape}, expected {tuple(shape)}")
     return values

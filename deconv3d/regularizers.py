@@ -6,11 +6,25 @@ that a Keras config loads unchanged, and never applies them.
 
 from __future__ import annotations
 
-from .serialization import Catalogue
+import numbers
+
+from .serialization import Catalogue, KerasObject
 
 # L1 and OrthogonalRegularizer store their factor as float32 in Keras, which
 # shows up in their configs as 0.009999999776482582.
 _FLOAT32_CENTI = 0.009999999776482582
+
+def _regularizer(class_name: str, config: dict) -> KerasObject:
+    """Keras checks that every penalty factor is a non-negative number."""
+    for key in ("l1", "l2", "factor"):
+        if key in config:
+            value = config[key]
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not value >= 0):
+                raise ValueError(f"Value for argument `{key}` of {class_name} must be a "
+                                 f"non-negative float, got {value!r}")
+    return KerasObject("keras.regularizers", class_name, config)
+
 
 REGULARIZERS = Catalogue(
     "regularizer", "keras.regularizers",
@@ -18,7 +32,7 @@ REGULARIZERS = Catalogue(
      "OrthogonalRegularizer": {"factor": _FLOAT32_CENTI, "mode": "rows"},
      "Regularizer": {}},
     {"l1": "L1", "l2": "L2", "l1l2": "L1L2", "orthogonal_regularizer": "OrthogonalRegularizer",
-     "regularizer": "Regularizer"})
+     "regularizer": "Regularizer"}, _regularizer)
 
 CONSTRAINTS = Catalogue(
     "constraint", "keras.constraints",
@@ -29,9 +43,9 @@ CONSTRAINTS = Catalogue(
      "unit_norm": "UnitNorm", "constraint": "Constraint"})
 
 
-def get_regularizer(identifier):
-    return REGULARIZERS.get(identifier)
+def get_regularizer(identifier, argument: str = ""):
+    return REGULARIZERS.get(identifier, argument)
 
 
-def get_constraint(identifier):
-    return CONSTRAINTS.get(identifier)
+def get_constraint(identifier, argument: str = ""):
+    return CONSTRAINTS.get(identifier, argument)

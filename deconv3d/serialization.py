@@ -49,36 +49,49 @@ class Catalogue:
     def names(self):
         return sorted(self.aliases)
 
-    def get(self, identifier) -> Optional[Any]:
-        """None, a name, a serialised dict, a KerasObject or a callable -> the object."""
+    def get(self, identifier, argument: str = "") -> Optional[Any]:
+        """None, a name, a serialised dict, a KerasObject or a callable -> the object.
+
+        ``argument`` (e.g. ``"kernel_initializer"``) is named in error messages.
+        """
+        where = f" for `{argument}`" if argument else ""
         if identifier is None:
             return None
         if isinstance(identifier, KerasObject):
             return identifier
         if isinstance(identifier, str):
-            return self._build(identifier, {}, identifier)
+            return self._build(identifier, {}, identifier, where)
         if isinstance(identifier, dict):
             class_name = identifier.get("class_name")
             cfg = identifier.get("config") or {}
-            if not isinstance(class_name, str) or not isinstance(cfg, dict):
-                raise ValueError(f"Could not interpret {self.kind} identifier: {identifier!r}")
-            return self._build(class_name, cfg, identifier)
+            if not isinstance(class_name, str):
+                raise ValueError(f"Could not interpret {self.kind} identifier{where}: "
+                                 f"{identifier!r}")
+            if not isinstance(cfg, dict):
+                # Keras fails to deserialise such a dict with a TypeError
+                raise TypeError(f"Could not deserialize the {self.kind}{where}: its 'config' "
+                                f"must be a dict, got {cfg!r}")
+            return self._build(class_name, cfg, identifier, where)
         if callable(identifier):
             return identifier
-        raise ValueError(f"Could not interpret {self.kind} identifier: {identifier!r}")
+        raise ValueError(f"Could not interpret {self.kind} identifier{where}: {identifier!r}")
 
-    def _build(self, name: str, overrides: dict, identifier) -> KerasObject:
+    def _build(self, name: str, overrides: dict, identifier, where: str) -> KerasObject:
         class_name = self.aliases.get(name)
         if class_name is None:
-            raise ValueError(f"Could not interpret {self.kind} identifier: {identifier!r}. "
-                             f"Known names: {', '.join(self.names())}")
+            raise ValueError(f"Could not interpret {self.kind} identifier{where}: "
+                             f"{identifier!r}. Known names: {', '.join(self.names())}")
         cfg = dict(self.defaults[class_name])
         unknown = set(overrides) - set(cfg)
         if unknown:
-            raise ValueError(f"Unknown arguments {sorted(unknown)} for {self.kind} "
-                             f"{class_name}: {identifier!r}")
+            raise TypeError(f"Could not deserialize the {self.kind}{where}: unknown arguments "
+                            f"{sorted(unknown)} for {class_name} in {identifier!r}")
         cfg.update(overrides)
-        return self.make(class_name, cfg)
+        try:
+            return self.make(class_name, cfg)
+        except (ValueError, TypeError) as error:
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"Invalid {self.kind}{where}: {error}") from None
 
 
 def serialize(obj) -> Optional[dict]:

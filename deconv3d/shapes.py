@@ -24,18 +24,16 @@ def effective_kernel(kernel_size: int, dilation: int) -> int:
 
 def output_length(n: Optional[int], kernel_size: int, stride: int, padding: str,
                   output_padding: Optional[int], dilation: int) -> Optional[int]:
-    """Length of one output axis, as a Keras layer returns it (``None`` stays ``None``).
-
-    May be negative for an empty input axis; the layer refuses those inputs.
-    """
+    """Length of one output axis, as a Keras layer returns it (``None`` stays ``None``)."""
     if n is None:
         return None
     k_eff = effective_kernel(kernel_size, dilation)
     if n == 0:
         # Keras's formula assumes n >= 1.  What a Keras layer actually returns for an
         # empty axis is JAX's result: an empty stride-dilated input padded by the
-        # total transpose padding, correlated with the kernel.
-        return _total_padding(k_eff, stride, padding, output_padding) - k_eff + 1
+        # total transpose padding, correlated with the kernel (nothing, if that is
+        # shorter than the kernel).
+        return max(0, _total_padding(k_eff, stride, padding, output_padding) - k_eff + 1)
     if padding == "valid":
         if output_padding is None:
             output_padding = max(k_eff, stride) - k_eff

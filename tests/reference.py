@@ -49,7 +49,7 @@ def conv3d_transpose(x, kernel, bias=None, strides=(1, 1, 1), padding="valid",
 
     # 3. correlate with the flipped, dilated kernel, one tap at a time
     k_eff = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:3], dilation_rate)]
-    out_len = [p - k + 1 for p, k in zip(padded.shape[1:4], k_eff)]
+    out_len = [max(0, p - k + 1) for p, k in zip(padded.shape[1:4], k_eff)]  # JAX: never < 0
     out = np.zeros((n, *out_len, filters))
     flipped = kernel[::-1, ::-1, ::-1]
     for a in range(kernel.shape[0]):
