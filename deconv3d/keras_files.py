@@ -483,6 +483,14 @@ def _model_layers(model_cfg):
     return None
 
 
+def _layer_entries(model_config: dict):
+    """(entry, class name, config, layer name) for each well-formed layer of a model config."""
+    for entry in _model_layers(model_config.get("config")) or []:
+        if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
+            cfg = entry["config"]
+            yield entry, entry.get("class_name", ""), cfg, cfg.get("name") or entry.get("name") or ""
+
+
 def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
@@ -649,12 +657,7 @@ def _walk_keras3(model_config: dict, model_group, prefix: str, path: str):
             by_label.setdefault(label, []).append(key)
     used = {}
     location_prefix = model_group.name.rstrip("/")
-    for entry in _model_layers(model_config.get("config")) or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-            continue
-        cls = entry.get("class_name", "")
-        cfg = entry["config"]
-        name = cfg.get("name") or entry.get("name") or ""
+    for entry, cls, cfg, name in _layer_entries(model_config):
         base = to_snake_case(cls)
         counted = _unique_name(base, used)
         if cls == "InputLayer":
@@ -760,12 +763,7 @@ def _walk_legacy(model_config: dict, root, path: str):
     """Conv3DTranspose entries of a model config, weights from the legacy layout."""
     layers, others = [], {}
     location_prefix = root.name.rstrip("/")
-    for entry in _model_layers(model_config.get("config")) or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-            continue
-        cls = entry.get("class_name", "")
-        cfg = entry["config"]
-        name = cfg.get("name") or entry.get("name") or ""
+    for entry, cls, cfg, name in _layer_entries(model_config):
         if cls == "InputLayer":
             continue
         location = f"{location_prefix}/{name}"
@@ -914,7 +912,9 @@ def _from_config(cls, cfg: dict, source: str):
     try:
         return cls.from_config(cfg)
     except (ValueError, TypeError) as error:
-        first_error = error
+        # from_config reports every failure as a TypeError, like Keras; the cause says what
+        cause = error.__cause__
+        first_error = cause if isinstance(cause, (ValueError, TypeError)) else error
     # Initializers, regularizers and constraints never change an inference
     # result: drop the ones deconv3d cannot read, and say so.
     unreadable = []
