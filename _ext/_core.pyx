@@ -144,6 +144,8 @@ cdef double _activate(double v, int code) noexcept nogil:
     elif code == ACT_ELU:
         return v if v > 0 else expm1(v)
     elif code == ACT_CELU:
+        if v != v:
+            return v        # NaN stays NaN, as in Keras
         return (v if v > 0 else 0.0) + expm1(v if v < 0 else 0.0)
     elif code == ACT_SELU:
         return 1.0507009873554804934193349852946 * (
@@ -224,7 +226,7 @@ cdef class PackedKernel:
 
     cdef readonly object weights            # 1-D array in the core dtype
     cdef readonly tuple kernel_size, strides, dilations
-    cdef readonly Py_ssize_t channels, filters, nr, filter_blocks, max_axis_taps
+    cdef readonly Py_ssize_t channels, filters, nr, filter_blocks, max_axis_taps, max_taps
     cdef Py_ssize_t[:, ::1] axis_taps       # (3, max stride): taps per phase of each axis
     cdef Py_ssize_t[:, :, ::1] axis_delta   # (3, max stride, max taps): input offsets
     cdef Py_ssize_t[::1] phase_offset       # where each phase's panels start in weights
@@ -242,6 +244,10 @@ cdef class PackedKernel:
                                                          self.dilations)]
         smax = max(self.strides)
         self.max_axis_taps = max(1, max(len(p) for phases in axes for p in phases))
+        # most taps any one phase has (what a tile's buffers must hold)
+        self.max_taps = 1
+        for phases in axes:
+            self.max_taps *= max(1, max(len(p) for p in phases))
         taps = np.zeros((3, smax), dtype=np.intp)
         delta = np.zeros((3, smax, self.max_axis_taps), dtype=np.intp)
         for a, phases in enumerate(axes):
@@ -300,7 +306,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
                      floating* apack, Py_ssize_t* woff, Py_ssize_t* ntaps,
                      floating** vox, const floating** wptr, floating* scratch,
-                     floating** outp) noexcept nogil:
+                     floating** outp, bint* tap_flags) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
     cdef Py_ssize_t rw = phase % g.sw, rh = (phase // g.sw) % g.sh, rd = phase // (g.sw * g.sh)
@@ -326,9 +332,10 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef floating** vp
     cdef const floating* src[6]
     cdef const floating* block_bias
-    cdef bint vd[64]
-    cdef bint vh[64]
-    cdef bint vw[64]
+    # which taps of each axis some voxel of the tile needs (max_axis_taps each)
+    cdef bint* vd = tap_flags
+    cdef bint* vh = tap_flags + mt
+    cdef bint* vw = tap_flags + 2 * mt
     cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, qd, qh, qw
     cdef bint valid_voxel[6]
     cdef bint full
@@ -495,7 +502,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     g.pd, g.ph, g.pw = crops
     g.nr, g.blocks = kernel.nr, kernel.filter_blocks
     g.max_axis_taps = kernel.max_axis_taps
-    g.max_taps = g.max_axis_taps ** 3
+    g.max_taps = kernel.max_taps
     g.activation = activation
     if g.N == 0 or g.OD == 0 or g.OH == 0 or g.OW == 0 or g.F == 0:
         return
@@ -552,6 +559,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating** wptr = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
+    cdef bint* tap_flags = NULL
     # each item marks itself done: a thread whose buffers could not be allocated
     # skips its items, and the caller gets a MemoryError instead of garbage
     cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
@@ -564,12 +572,15 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         wptr = <const floating**>malloc(mtaps * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
+        tap_flags = <bint*>malloc(3 * g.max_axis_taps * sizeof(bint))
         for item in prange(n_items, schedule="dynamic"):
             if apack != NULL and woff != NULL and ntaps != NULL and vox != NULL \
-                    and wptr != NULL and scratch != NULL and outp != NULL:
+                    and wptr != NULL and scratch != NULL and outp != NULL \
+                    and tap_flags != NULL:
                 _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0], &axis_delta[0, 0, 0],
                            &phase_offset[0], smax, work[item, 0], work[item, 1],
-                           work[item, 2], apack, woff, ntaps, vox, wptr, scratch, outp)
+                           work[item, 2], apack, woff, ntaps, vox, wptr, scratch, outp,
+                           tap_flags)
                 done[item] = 1
         free(apack)
         free(woff)
@@ -578,6 +589,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         free(wptr)
         free(scratch)
         free(outp)
+        free(tap_flags)
     free(zeros)
     if n_items and min(done) == 0:
         raise MemoryError("deconv3d: could not allocate per-thread work buffers")

@@ -22,6 +22,7 @@ class PackedKernel:
     nr: int
     filter_blocks: int
     max_axis_taps: int
+    max_taps: int
     def __init__(self, kernel: npt.ArrayLike, strides: Tuple[int, int, int],
                  dilations: Tuple[int, int, int], dtype: npt.DTypeLike) -> None: ...
     @property

@@ -56,6 +56,8 @@ def standardize_tuple(value, name: str, allow_zero: bool = False) -> Tuple[int, 
             raise error(f"{message}: element {item!r} of type {type(item).__name__} "
                         f"is not an integer")
     result = tuple(int(item) for item in items)
+    if max(result) > 2 ** 31:
+        raise ValueError(f"{message}: values above 2**31 are not supported")
     bad = sorted({v for v in result if (v < 0 if allow_zero else v <= 0)})
     if bad:
         requirement = ">= 0" if allow_zero else "> 0"

@@ -47,6 +47,11 @@ class _CallCounter:
 
 _calls = _CallCounter()
 
+# More OpenMP threads than this only fail (the runtime cannot create them) or thrash.
+MAX_THREADS = 1024
+# The core has one branch of work per stride phase (product of the strides).
+MAX_PHASES = 1 << 16
+
 # Below this many multiply-adds a call runs on one thread unless told otherwise: starting
 # a parallel region costs more than it saves (2-core machine: about 5e5, i.e. ~40 us).
 _SERIAL_BELOW = 500_000
@@ -72,7 +77,9 @@ def _check_allocation(shape, itemsize: int, what: str) -> None:
     count = math.prod(shape)
     nbytes = count * itemsize
     limit = _physical_memory_bytes()
-    if count >= 2 ** 62 or (limit is not None and nbytes > limit):
+    # an empty array whose other axes are absurd still breaks index arithmetic
+    if (count >= 2 ** 62 or math.prod(max(int(n), 1) for n in shape) * itemsize >= 2 ** 60
+            or (limit is not None and nbytes > limit)):
         raise ValueError(f"The {what} would have shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB), "
                          f"more than this machine's memory"
                          f"{f' ({limit / 2**30:.1f} GiB)' if limit else ''}")
@@ -174,7 +181,7 @@ class Conv3DTranspose:
         self.name = name
         self.trainable = arguments.validate_trainable(trainable)
         self.dtype_policy = config.dtype_policy(dtype)
-        self.autocast = bool(autocast)
+        self.autocast = _truth(autocast, "autocast")
         self.activity_regularizer = regularizers.get_regularizer(activity_regularizer,
                                                                  "activity_regularizer")
 
@@ -188,6 +195,7 @@ class Conv3DTranspose:
         self.data_format = arguments.standardize_data_format(data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
+        _truth(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.kernel_regularizer = regularizers.get_regularizer(kernel_regularizer,
@@ -300,6 +308,10 @@ class Conv3DTranspose:
             bias = np.array(bias, dtype=variable, copy=True)
             bias.flags.writeable = False
         core = self.dtype_policy.core_dtype
+        if math.prod(self.strides) > MAX_PHASES:
+            raise ValueError(f"strides={self.strides} split the output into "
+                             f"{math.prod(self.strides)} phases; deconv3d supports at most "
+                             f"{MAX_PHASES} (the product of the strides)")
         packed = _core.PackedKernel(kernel, self.strides, self.dilation_rate, core)
         core_bias = None
         if bias is not None:
@@ -317,7 +329,12 @@ class Conv3DTranspose:
             raise ValueError("The channel dimension of the inputs to Conv3DTranspose should be "
                              f"defined. Received: input_shape={tuple(shape)}")
         kernel_shape = self.kernel_size + (self.filters, channels)
-        _check_allocation(kernel_shape, self.dtype_policy.variable_dtype.itemsize, "kernel")
+        itemsize = self.dtype_policy.variable_dtype.itemsize
+        _check_allocation(kernel_shape, itemsize, "kernel")
+        # the bias, and the packed kernel (filters padded to a block, at least one channel)
+        _check_allocation((self.filters,), itemsize, "bias")
+        _check_allocation(self.kernel_size + (self.filters + 16, max(channels, 1)), 8,
+                          "packed kernel")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
         kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng,
@@ -406,7 +423,9 @@ class Conv3DTranspose:
         out_shape = (x.shape[0], *lengths, self.filters)
         _check_allocation(out_shape, core.itemsize, "output")
         source = x.transpose(0, 2, 3, 4, 1) if channels_first else x
-        source = np.ascontiguousarray(source, dtype=core)
+        _check_allocation(source.shape, core.itemsize, "input (as the core reads it)")
+        with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
+            source = np.require(source, dtype=core, requirements=["C", "A"])
         out = buffers.empty(out_shape, core)
         _core.conv3d_transpose(source, packed, core_bias, out,
                                tuple(a.front_crop for a in plan), self.activation.core_code,
@@ -414,10 +433,13 @@ class Conv3DTranspose:
         if channels_first or policy.compute_dtype != core:
             layout = out.transpose(0, 4, 1, 2, 3) if channels_first else out
             result = buffers.empty(layout.shape, policy.compute_dtype)
-            np.copyto(result, layout, casting="unsafe")
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.copyto(result, layout, casting="unsafe")
             out = result
-        if self.activation.apply is not None:
-            out = np.asarray(self.activation.apply(out))
+        if self.activation.apply is not None and (self.activation.name is None
+                                                  or out.shape[-1] > 0):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = np.asarray(self.activation.apply(out))
         return out
 
     # ------------------------------------------------------------------ config
@@ -517,13 +539,22 @@ class Conv3DTranspose:
                 f"built={self.built}>")
 
 
+def _truth(value, name: str) -> bool:
+    """Python truthiness, with an error naming the argument when there is none."""
+    try:
+        return bool(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"`{name}` must be True or False, got {value!r}: {error}") from None
+
+
 def _validate_threads(value) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"num_threads must be a positive int or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"num_threads must be a positive int or None, got {value!r}")
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"num_threads must be an int from 1 to {MAX_THREADS} or None, "
+                         f"got {value!r}")
     return int(value)
 
 
@@ -555,7 +586,7 @@ def _initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray
         if isinstance(initializer, initializers.Initializer):
             return initializer(shape, dtype, rng)
         values = np.asarray(initializer(shape, dtype=dtype))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, IndexError) as error:
         kind = TypeError if isinstance(error, TypeError) else ValueError
         raise kind(f"`{argument}` could not initialise a weight of shape {tuple(shape)}: "
                    f"{error}") from None

@@ -123,6 +123,8 @@ ACTIVATIONS["hard_swish"] = ACTIVATIONS["hard_silu"]
 
 
 def _logsumexp(x):
+    if x.shape[-1] == 0:        # nothing to normalise over
+        return x
     m = np.max(x, axis=-1, keepdims=True)
     return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
 
