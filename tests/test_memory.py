@@ -181,8 +181,9 @@ def test_portable_micro_kernel_is_deterministic_too():
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(deconv3d.__file__)))
     env = dict(os.environ, DECONV3D_KERNEL="generic",
                PYTHONPATH=os.pathsep.join([package_parent, tests_dir]))
+    # run from tests/, not the checkout's root, whose unbuilt deconv3d/ would shadow the package
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=300, cwd=tests_dir)
     assert done.returncode == 0 and "deterministic" in done.stdout, done.stdout + done.stderr
 
 
