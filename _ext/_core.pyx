@@ -32,19 +32,24 @@ import numpy as np
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
 
 cdef extern from "microkernels.h" nogil:
-    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float*, const float**,
-                                    const float*, float**, int, int) noexcept nogil
-    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double*, const double**,
-                                    const double*, double**, int, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, ptrdiff_t,
+                                    const float**, const float*, float**, int, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, ptrdiff_t,
+                                    const double**, const double*, double**, int,
+                                    int) noexcept nogil
     int DC3_MR
     int DC3_NR_F32
     int DC3_NR_F64
-    dc3_kernel_f32 dc3_select_f32()
-    dc3_kernel_f64 dc3_select_f64()
+    int DC3_NR_SMALL_F32
+    int DC3_NR_SMALL_F64
+    dc3_kernel_f32 dc3_select_f32(int nr)
+    dc3_kernel_f64 dc3_select_f64(int nr)
     const char* dc3_kernel_name()
 
-cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32()
-cdef dc3_kernel_f64 kernel_f64 = dc3_select_f64()
+cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32(DC3_NR_F32)
+cdef dc3_kernel_f64 kernel_f64 = dc3_select_f64(DC3_NR_F64)
+cdef dc3_kernel_f32 kernel_f32_small = dc3_select_f32(DC3_NR_SMALL_F32)
+cdef dc3_kernel_f64 kernel_f64_small = dc3_select_f64(DC3_NR_SMALL_F64)
 
 openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
@@ -102,15 +107,6 @@ ACTIVATION_CODES = {
     "hard_tanh": ACT_HARD_TANH, "tanh_shrink": ACT_TANH_SHRINK,
     "log_sigmoid": ACT_LOG_SIGMOID,
 }
-
-openmp_enabled = bool(OPENMP_ENABLED)
-openmp_version = OPENMP_VERSION
-
-
-def default_thread_count():
-    """Threads a parallel region uses by default (follows OMP_NUM_THREADS)."""
-    return omp_get_max_threads()
-
 
 cdef inline double _softplus(double v) noexcept nogil:
     # log(1 + e^v) without overflow, as logaddexp(v, 0)
@@ -238,7 +234,11 @@ cdef class PackedKernel:
         self.strides = tuple(int(s) for s in strides)
         self.dilations = tuple(int(d) for d in dilations)
         self.channels, self.filters = channels, filters
-        self.nr = DC3_NR_F32 if kernel.dtype == np.float32 else DC3_NR_F64
+        # a layer with few filters gets the one-vector-wide panels: no padded columns
+        if kernel.dtype == np.float32:
+            self.nr = DC3_NR_SMALL_F32 if filters <= DC3_NR_SMALL_F32 else DC3_NR_F32
+        else:
+            self.nr = DC3_NR_SMALL_F64 if filters <= DC3_NR_SMALL_F64 else DC3_NR_F64
         self.filter_blocks = -(-filters // self.nr)
         axes = [_phase_taps(k, s, d) for k, s, d in zip(self.kernel_size, self.strides,
                                                          self.dilations)]
@@ -287,6 +287,8 @@ cdef struct Geometry:
     Py_ssize_t nr, blocks, max_axis_taps, max_taps, chunk_tiles, kc
     # per axis (d, h, w): stride and crop
     Py_ssize_t sd, sh, sw, pd, ph, pw
+    # tile order: batch index fastest (many images, small volumes) or w fastest
+    bint batch_fastest
     int activation
 
 
@@ -299,14 +301,32 @@ cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return -((-a + b - 1) // b) if a < 0 else a // b
 
 
+cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
+    return 0 <= i < length
+
+
+cdef inline void _mark_taps(bint* flags, Py_ssize_t n_taps, const Py_ssize_t* delta,
+                            Py_ssize_t (*nq)[4], const bint* valid_voxel, int axis,
+                            Py_ssize_t length) noexcept nogil:
+    """flags[t]: tap t of one axis reaches the input for at least one voxel of the tile."""
+    cdef Py_ssize_t t, m
+    for t in range(n_taps):
+        flags[t] = False
+        for m in range(DC3_MR):
+            if valid_voxel[m] and _inside(nq[m][axis] + delta[t], length):
+                flags[t] = True
+                break
+
+
 cdef void _work_item(const floating* x, const floating* weights, const floating* bias,
                      floating* out, const floating* zeros, const Geometry* g,
                      const Py_ssize_t* axis_taps, const Py_ssize_t* axis_delta,
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
-                     floating* apack, Py_ssize_t* woff, Py_ssize_t* ntaps,
-                     floating** vox, const floating** wptr, floating* scratch,
-                     floating** outp, bint* tap_flags) noexcept nogil:
+                     floating* apack, Py_ssize_t* woff, const floating** aptr,
+                     Py_ssize_t* lda, Py_ssize_t* ntaps, floating** vox,
+                     const floating** wptr, floating* scratch, floating** outp,
+                     bint* tap_flags) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
     cdef Py_ssize_t rw = phase % g.sw, rh = (phase // g.sw) % g.sh, rd = phase // (g.sw * g.sh)
@@ -324,35 +344,46 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef Py_ssize_t nqw = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - q0w + 1
     cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
     cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
-    cdef Py_ssize_t panel = g.max_taps * C * DC3_MR     # packed input of one tile
+    cdef Py_ssize_t panel = g.max_taps * C * DC3_MR     # gathered input of one tile
+    cdef Py_ssize_t last_m = DC3_MR - 1
     cdef Py_ssize_t tile, m, v, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols, first, last
-    cdef Py_ssize_t idd, ihh, iww, count, group, groups, per_group
+    cdef Py_ssize_t count, group, groups, per_group, base, line_step
     cdef floating* dst
     cdef floating* o
     cdef floating** vp
     cdef const floating* src[6]
     cdef const floating* block_bias
-    # which taps of each axis some voxel of the tile needs (max_axis_taps each)
+    # which taps of each axis the tile uses (max_axis_taps each)
     cdef bint* vd = tap_flags
     cdef bint* vh = tap_flags + mt
     cdef bint* vw = tap_flags + 2 * mt
-    cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, qd, qh, qw
+    cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, input-grid d, h, w
     cdef bint valid_voxel[6]
-    cdef bint full
-    cdef int relu = g.activation == ACT_RELU
+    cdef bint full, direct
+    cdef int relu = g.activation == ACT_RELU, fuse_relu
     cdef int act = g.activation if not relu else ACT_LINEAR
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
+    # input distance between neighbouring voxels of a tile lying on one line
+    line_step = g.D * g.H * g.W * C if g.batch_fastest else C
 
     # the first voxel's coordinates; later voxels follow by counting (no divisions)
     v = first_tile * MR_
-    n = v % g.N
-    qw = (v // g.N) % nqw
-    qh = (v // (g.N * nqw)) % nqh
-    qd = v // (g.N * nqw * nqh)
+    if g.batch_fastest:
+        n = v % g.N
+        qw = (v // g.N) % nqw
+        qh = (v // (g.N * nqw)) % nqh
+        qd = v // (g.N * nqw * nqh)
+    else:
+        qw = v % nqw
+        qh = (v // nqw) % nqh
+        qd = (v // (nqw * nqh)) % nqd
+        n = v // (nqw * nqh * nqd)
 
-    # 1. per tile: the voxels' output addresses, the taps any of them needs, and the
-    #    input those taps read, gathered into one panel (zeros where out of range)
+    # 1. per tile: the voxels' output addresses, the taps the tile uses and where
+    #    their input is: read in place when the tile's voxels lie on one line of the
+    #    input and every tap reaches all of them, else gathered into a panel (zeros
+    #    where a tap falls outside the input)
     for tile in range(n_tiles):
         vp = vox + tile * MR_
         for m in range(MR_):
@@ -368,9 +399,18 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                             + g.sh * nq[m][2] + rh - g.ph) * g.OW
                            + g.sw * nq[m][3] + rw - g.pw) * g.F
             v = v + 1
-            n = n + 1
-            if n == g.N:
-                n = 0
+            if g.batch_fastest:
+                n = n + 1
+                if n == g.N:
+                    n = 0
+                    qw = qw + 1
+                    if qw == nqw:
+                        qw = 0
+                        qh = qh + 1
+                        if qh == nqh:
+                            qh = 0
+                            qd = qd + 1
+            else:
                 qw = qw + 1
                 if qw == nqw:
                     qw = 0
@@ -378,25 +418,36 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                     if qh == nqh:
                         qh = 0
                         qd = qd + 1
-        # taps valid for at least one voxel, per axis
-        for ad in range(td_n):
-            vd[ad] = False
-            for m in range(MR_):
-                if valid_voxel[m]:
-                    idd = nq[m][1] + dd[ad]
-                    vd[ad] = vd[ad] or (0 <= idd < g.D)
-        for ah in range(th_n):
-            vh[ah] = False
-            for m in range(MR_):
-                if valid_voxel[m]:
-                    ihh = nq[m][2] + dh[ah]
-                    vh[ah] = vh[ah] or (0 <= ihh < g.H)
-        for aw in range(tw_n):
-            vw[aw] = False
-            for m in range(MR_):
-                if valid_voxel[m]:
-                    iww = nq[m][3] + dw[aw]
-                    vw[aw] = vw[aw] or (0 <= iww < g.W)
+                        if qd == nqd:
+                            qd = 0
+                            n = n + 1
+        # on one line: the tile is full and its first and last voxels differ only in
+        # the fastest coordinate (then the ones between do too)
+        direct = valid_voxel[last_m] and C > 0
+        if direct and g.batch_fastest:
+            direct = (nq[0][1] == nq[last_m][1] and nq[0][2] == nq[last_m][2]
+                      and nq[0][3] == nq[last_m][3])
+        elif direct:
+            direct = (nq[0][0] == nq[last_m][0] and nq[0][1] == nq[last_m][1]
+                      and nq[0][2] == nq[last_m][2])
+        if direct:
+            # d and h are shared by the line; a w tap must reach all of it (both ends)
+            # or none of it (the line ends before the input starts or starts after it)
+            for ad in range(td_n):
+                vd[ad] = _inside(nq[0][1] + dd[ad], g.D)
+            for ah in range(th_n):
+                vh[ah] = _inside(nq[0][2] + dh[ah], g.H)
+            for aw in range(tw_n):
+                vw[aw] = (_inside(nq[0][3] + dw[aw], g.W)
+                          and _inside(nq[last_m][3] + dw[aw], g.W))
+                if not vw[aw] and nq[last_m][3] + dw[aw] >= 0 and nq[0][3] + dw[aw] < g.W:
+                    direct = False
+        if not direct:
+            _mark_taps(vd, td_n, dd, nq, valid_voxel, 1, g.D)
+            _mark_taps(vh, th_n, dh, nq, valid_voxel, 2, g.H)
+            _mark_taps(vw, tw_n, dw, nq, valid_voxel, 3, g.W)
+        lda[tile] = line_step if direct else C
+        base = (((nq[0][0] * g.D + nq[0][1]) * g.H + nq[0][2]) * g.W + nq[0][3]) * C
         count = 0
         if C > 0:
             for ad in range(td_n):
@@ -410,16 +461,21 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                             continue
                         u = (ad * th_n + ah) * tw_n + aw
                         woff[tile * g.max_taps + count] = u * C * nr
+                        if direct:
+                            aptr[tile * g.max_taps + count] = x + base + (
+                                (dd[ad] * g.H + dh[ah]) * g.W + dw[aw]) * C
+                            count = count + 1
+                            continue
                         for m in range(MR_):
                             src[m] = zeros
-                            if valid_voxel[m]:
-                                idd = nq[m][1] + dd[ad]
-                                ihh = nq[m][2] + dh[ah]
-                                iww = nq[m][3] + dw[aw]
-                                if 0 <= idd < g.D and 0 <= ihh < g.H and 0 <= iww < g.W:
-                                    src[m] = x + (((nq[m][0] * g.D + idd) * g.H + ihh) * g.W
-                                                  + iww) * C
+                            if valid_voxel[m] and _inside(nq[m][1] + dd[ad], g.D) \
+                                    and _inside(nq[m][2] + dh[ah], g.H) \
+                                    and _inside(nq[m][3] + dw[aw], g.W):
+                                src[m] = x + ((((nq[m][0] * g.D + nq[m][1] + dd[ad]) * g.H
+                                                + nq[m][2] + dh[ah]) * g.W)
+                                              + nq[m][3] + dw[aw]) * C
                         dst = apack + tile * panel + count * C * MR_
+                        aptr[tile * g.max_taps + count] = dst
                         if C >= 16:
                             for m in range(MR_):
                                 memcpy(dst + m * C, src[m], C * sizeof(floating))
@@ -458,16 +514,18 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         outp[m] = vp[m] + j * nr
                     else:
                         outp[m] = scratch + (tile * MR_ + m) * nr
+                count = max(0, last - first)
+                fuse_relu = relu and last >= ntaps[tile]
                 if floating is float:
-                    kernel_f32(max(0, last - first), C,
-                               <const float*>(apack + tile * panel + first * C * MR_),
-                               <const float**>wptr, <const float*>block_bias, <float**>outp,
-                               group > 0, relu and last >= ntaps[tile])
+                    (kernel_f32_small if nr == DC3_NR_SMALL_F32 else kernel_f32)(
+                        count, C, <const float**>(aptr + tile * g.max_taps + first),
+                        lda[tile], <const float**>wptr, <const float*>block_bias,
+                        <float**>outp, group > 0, fuse_relu)
                 else:
-                    kernel_f64(max(0, last - first), C,
-                               <const double*>(apack + tile * panel + first * C * MR_),
-                               <const double**>wptr, <const double*>block_bias,
-                               <double**>outp, group > 0, relu and last >= ntaps[tile])
+                    (kernel_f64_small if nr == DC3_NR_SMALL_F64 else kernel_f64)(
+                        count, C, <const double**>(aptr + tile * g.max_taps + first),
+                        lda[tile], <const double**>wptr, <const double*>block_bias,
+                        <double**>outp, group > 0, fuse_relu)
 
     # 3. partial filter blocks out of the scratch tile, then non-fused activations
     for j in range(g.blocks):
@@ -508,8 +566,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         return
     cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
 
-    # work items: (phase, first tile, tile count), a few per thread at least
-    cdef Py_ssize_t smax = max(kernel.strides), p, rd, rh, rw, tiles
+    # tiles per phase (a phase covers the output voxels of one stride residue)
+    cdef Py_ssize_t smax = max(kernel.strides), p, rd, rh, rw, tiles, first_tile
     cdef Py_ssize_t[::1] phase_tiles = np.zeros(g.sd * g.sh * g.sw, dtype=np.intp)
     cdef Py_ssize_t total_tiles = 0
     for p in range(g.sd * g.sh * g.sw):
@@ -521,20 +579,21 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
             voxels *= max(0, (length - 1 + crop - r) // stride + (r - crop) // stride + 1)
         phase_tiles[p] = -(-voxels // DC3_MR)
         total_tiles += phase_tiles[p]
-    # A few items per thread at least; a chunk's packed input within a few MiB; the
+    # Tiles run along the longer of the batch and a phase's w range, so that fewer of
+    # them straddle the end of a line and need their input gathered.
+    g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
+    # Work items are tile ranges, each taking every phase in turn: the phases of one
+    # region read the same input (it stays in cache) and write interleaved outputs
+    # (one thread completes each cache line, none is shared between threads).  A
+    # few items per thread at least; a chunk's gathered input within a few MiB; the
     # reduction split in groups of about KC values (one group's input for the whole
     # chunk stays in L2 while the weights of one filter block sit in L1).
     g.kc = 512 if x.itemsize == 4 else 256
     tile_bytes = g.max_taps * max(g.C, 1) * DC3_MR * x.itemsize
-    g.chunk_tiles = max(1, min(32, total_tiles // (8 * threads), (4 << 20) // tile_bytes))
-    # tile-range major, phase minor: the phases of one region read the same input, so
-    # taking them one after the other keeps that input in cache
-    items = sorted(((p, t, min(g.chunk_tiles, phase_tiles[p] - t))
-                    for p in range(g.sd * g.sh * g.sw)
-                    for t in range(0, phase_tiles[p], g.chunk_tiles)),
-                   key=lambda item: (item[1], item[0]))
-    cdef Py_ssize_t[:, ::1] work = np.asarray(items, dtype=np.intp).reshape(-1, 3)
-    cdef Py_ssize_t n_items = work.shape[0], item
+    cdef Py_ssize_t most_tiles = max(phase_tiles)
+    g.chunk_tiles = max(1, min(32, most_tiles // (8 * threads), (4 << 20) // tile_bytes))
+    cdef Py_ssize_t n_items = _ceil_div(most_tiles, g.chunk_tiles), item
+    cdef Py_ssize_t n_phases = g.sd * g.sh * g.sw
 
     cdef const floating* xp = &x[0, 0, 0, 0, 0] if x.size > 0 else NULL
     cdef floating* op = &out[0, 0, 0, 0, 0]
@@ -554,6 +613,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     # per-thread scratch
     cdef floating* apack = NULL
     cdef Py_ssize_t* woff = NULL
+    cdef const floating** aptr = NULL
+    cdef Py_ssize_t* lda = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef floating** vox = NULL
     cdef const floating** wptr = NULL
@@ -567,6 +628,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     with nogil, parallel(num_threads=threads):
         apack = <floating*>malloc(ct * mtaps * max(g.C, 1) * mr * sizeof(floating))
         woff = <Py_ssize_t*>malloc(ct * mtaps * sizeof(Py_ssize_t))
+        aptr = <const floating**>malloc(ct * mtaps * sizeof(floating*))
+        lda = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         wptr = <const floating**>malloc(mtaps * sizeof(floating*))
@@ -574,16 +637,22 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         outp = <floating**>malloc(mr * sizeof(floating*))
         tap_flags = <bint*>malloc(3 * g.max_axis_taps * sizeof(bint))
         for item in prange(n_items, schedule="dynamic"):
-            if apack != NULL and woff != NULL and ntaps != NULL and vox != NULL \
-                    and wptr != NULL and scratch != NULL and outp != NULL \
-                    and tap_flags != NULL:
-                _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0], &axis_delta[0, 0, 0],
-                           &phase_offset[0], smax, work[item, 0], work[item, 1],
-                           work[item, 2], apack, woff, ntaps, vox, wptr, scratch, outp,
-                           tap_flags)
+            if apack != NULL and woff != NULL and aptr != NULL and lda != NULL \
+                    and ntaps != NULL and vox != NULL and wptr != NULL and scratch != NULL \
+                    and outp != NULL and tap_flags != NULL:
+                first_tile = item * g.chunk_tiles
+                for p in range(n_phases):
+                    tiles = min(phase_tiles[p] - first_tile, g.chunk_tiles)
+                    if tiles > 0:
+                        _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
+                                   &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
+                                   first_tile, tiles, apack, woff, aptr, lda, ntaps, vox,
+                                   wptr, scratch, outp, tap_flags)
                 done[item] = 1
         free(apack)
         free(woff)
+        free(aptr)
+        free(lda)
         free(ntaps)
         free(vox)
         free(wptr)

@@ -1,17 +1,20 @@
 /* Register-blocked micro-kernels for deconv3d's core.
  *
  * One call computes a tile of MR output voxels x NR filters:
- *     out[m][f] = bias[f] + sum_u sum_c a[u][m][c] * w[u][c][f]
- * where a is the tile's input, gathered by the caller into one contiguous panel
- * (for each contributing tap u and voxel m, its C channels: a plain copy, zeros
- * where the tap falls outside the input), and w[u] points at tap u's packed
- * (C x NR) weight panel.
+ *     out[m][f] = bias[f] + sum_u sum_c a[u][m * lda + c] * w[u][c * NR + f]
+ * a[u] points at tap u's input for the tile's first voxel and the next voxels
+ * follow lda values apart: either straight into the input array (a tile whose
+ * voxels lie on one line of it, so nothing is copied) or into a panel the caller
+ * gathered (lda = channels, zeros where a tap falls outside the input).  w[u]
+ * points at tap u's packed (channels x NR) weight panel.
  * The accumulators stay in registers for the whole reduction over the taps given;
  * with `accumulate` set the tile starts from the values already in `out` instead of
  * the bias, so that a long reduction can be split into cache-sized blocks.
  *
- * The AVX2+FMA versions are compiled for that target only and chosen at run time,
- * so the extension itself keeps the compiler's portable baseline (no -march=native).
+ * Two widths per dtype: NR = two vectors, and NR = one vector for layers with few
+ * filters (no wasted columns).  The AVX2+FMA versions are compiled for that target
+ * only and chosen at run time, so the extension itself keeps the compiler's
+ * portable baseline (no -march=native).
  */
 #ifndef DECONV3D_MICROKERNELS_H
 #define DECONV3D_MICROKERNELS_H
@@ -21,18 +24,20 @@
 #define DC3_MR 6
 #define DC3_NR_F32 16
 #define DC3_NR_F64 8
+#define DC3_NR_SMALL_F32 8
+#define DC3_NR_SMALL_F64 4
 
-typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float *a,
-                               const float **w, const float *bias, float **out,
-                               int accumulate, int relu);
-typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double *a,
-                               const double **w, const double *bias, double **out,
-                               int accumulate, int relu);
+typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
+                               ptrdiff_t lda, const float **w, const float *bias,
+                               float **out, int accumulate, int relu);
+typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
+                               ptrdiff_t lda, const double **w, const double *bias,
+                               double **out, int accumulate, int relu);
 
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T *a,                   \
-                     const T **w, const T *bias, T **out, int accumulate, int relu) \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
     {                                                                                    \
         T acc[DC3_MR][NR];                                                               \
         for (int m = 0; m < DC3_MR; m++)                                                 \
@@ -40,11 +45,11 @@ typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double
                 acc[m][f] = accumulate ? out[m][f] : bias ? bias[f] : (T)0;              \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wu = w[u];                                                          \
-            const T *au = a + u * DC3_MR * channels;                                     \
+            const T *au = a[u];                                                          \
             for (ptrdiff_t c = 0; c < channels; c++) {                                   \
                 const T *wc = wu + c * NR;                                               \
                 for (int m = 0; m < DC3_MR; m++) {                                       \
-                    T am = au[m * channels + c];                                         \
+                    T am = au[m * lda + c];                                              \
                     for (int f = 0; f < NR; f++)                                         \
                         acc[m][f] += am * wc[f];                                         \
                 }                                                                        \
@@ -59,119 +64,117 @@ typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double
 
 DC3_GENERIC_KERNEL(dc3_kernel_f32_generic, float, DC3_NR_F32)
 DC3_GENERIC_KERNEL(dc3_kernel_f64_generic, double, DC3_NR_F64)
+DC3_GENERIC_KERNEL(dc3_kernel_f32_small_generic, float, DC3_NR_SMALL_F32)
+DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define DC3_HAVE_X86_DISPATCH 1
 #include <immintrin.h>
 
-/* 6 voxels x 16 floats: 12 ymm accumulators, 2 for weights, 1 for the broadcast. */
-__attribute__((target("avx2,fma")))
-static void dc3_kernel_f32_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const float *a,
-                                const float **w, const float *bias, float **out,
-                                int accumulate, int relu)
-{
-    __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-    __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-    __m256 c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
-    __m256 c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
-    if (accumulate) {
-        c00 = _mm256_loadu_ps(out[0]); c01 = _mm256_loadu_ps(out[0] + 8);
-        c10 = _mm256_loadu_ps(out[1]); c11 = _mm256_loadu_ps(out[1] + 8);
-        c20 = _mm256_loadu_ps(out[2]); c21 = _mm256_loadu_ps(out[2] + 8);
-        c30 = _mm256_loadu_ps(out[3]); c31 = _mm256_loadu_ps(out[3] + 8);
-        c40 = _mm256_loadu_ps(out[4]); c41 = _mm256_loadu_ps(out[4] + 8);
-        c50 = _mm256_loadu_ps(out[5]); c51 = _mm256_loadu_ps(out[5] + 8);
-    }
-    for (ptrdiff_t u = 0; u < ntaps; u++) {
-        const float *wc = w[u];
-        const float *a0 = a + u * DC3_MR * channels, *a1 = a0 + channels, *a2 = a1 + channels;
-        const float *a3 = a2 + channels, *a4 = a3 + channels, *a5 = a4 + channels;
-        for (ptrdiff_t c = 0; c < channels; c++, wc += 16) {
-            __m256 w0 = _mm256_loadu_ps(wc), w1 = _mm256_loadu_ps(wc + 8), t;
-            t = _mm256_broadcast_ss(a0 + c);
-            c00 = _mm256_fmadd_ps(t, w0, c00); c01 = _mm256_fmadd_ps(t, w1, c01);
-            t = _mm256_broadcast_ss(a1 + c);
-            c10 = _mm256_fmadd_ps(t, w0, c10); c11 = _mm256_fmadd_ps(t, w1, c11);
-            t = _mm256_broadcast_ss(a2 + c);
-            c20 = _mm256_fmadd_ps(t, w0, c20); c21 = _mm256_fmadd_ps(t, w1, c21);
-            t = _mm256_broadcast_ss(a3 + c);
-            c30 = _mm256_fmadd_ps(t, w0, c30); c31 = _mm256_fmadd_ps(t, w1, c31);
-            t = _mm256_broadcast_ss(a4 + c);
-            c40 = _mm256_fmadd_ps(t, w0, c40); c41 = _mm256_fmadd_ps(t, w1, c41);
-            t = _mm256_broadcast_ss(a5 + c);
-            c50 = _mm256_fmadd_ps(t, w0, c50); c51 = _mm256_fmadd_ps(t, w1, c51);
-        }
-    }
-    if (relu) {
-        /* max(v, 0) with v as the second operand would drop NaN; keep NaN like Keras */
-        __m256 z = _mm256_setzero_ps();
-#define DC3_RELU_PS(v) v = _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ))
-        DC3_RELU_PS(c00); DC3_RELU_PS(c01); DC3_RELU_PS(c10); DC3_RELU_PS(c11);
-        DC3_RELU_PS(c20); DC3_RELU_PS(c21); DC3_RELU_PS(c30); DC3_RELU_PS(c31);
-        DC3_RELU_PS(c40); DC3_RELU_PS(c41); DC3_RELU_PS(c50); DC3_RELU_PS(c51);
-#undef DC3_RELU_PS
-    }
-    _mm256_storeu_ps(out[0], c00); _mm256_storeu_ps(out[0] + 8, c01);
-    _mm256_storeu_ps(out[1], c10); _mm256_storeu_ps(out[1] + 8, c11);
-    _mm256_storeu_ps(out[2], c20); _mm256_storeu_ps(out[2] + 8, c21);
-    _mm256_storeu_ps(out[3], c30); _mm256_storeu_ps(out[3] + 8, c31);
-    _mm256_storeu_ps(out[4], c40); _mm256_storeu_ps(out[4] + 8, c41);
-    _mm256_storeu_ps(out[5], c50); _mm256_storeu_ps(out[5] + 8, c51);
-}
+/* The AVX2 kernels, written once for both dtypes: V is the vector type, L the
+ * lanes per vector, and the suffix S picks the _ps or _pd intrinsics. */
+#define DC3_CAT3(a, b, c) a##b##c
+#define DC3_OP(op, S) DC3_CAT3(_mm256_, op, S)
 
-/* 6 voxels x 8 doubles. */
-__attribute__((target("avx2,fma")))
-static void dc3_kernel_f64_avx2(ptrdiff_t ntaps, ptrdiff_t channels, const double *a,
-                                const double **w, const double *bias, double **out,
-                                int accumulate, int relu)
-{
-    __m256d b0 = bias ? _mm256_loadu_pd(bias) : _mm256_setzero_pd();
-    __m256d b1 = bias ? _mm256_loadu_pd(bias + 4) : _mm256_setzero_pd();
-    __m256d c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
-    __m256d c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
-    if (accumulate) {
-        c00 = _mm256_loadu_pd(out[0]); c01 = _mm256_loadu_pd(out[0] + 4);
-        c10 = _mm256_loadu_pd(out[1]); c11 = _mm256_loadu_pd(out[1] + 4);
-        c20 = _mm256_loadu_pd(out[2]); c21 = _mm256_loadu_pd(out[2] + 4);
-        c30 = _mm256_loadu_pd(out[3]); c31 = _mm256_loadu_pd(out[3] + 4);
-        c40 = _mm256_loadu_pd(out[4]); c41 = _mm256_loadu_pd(out[4] + 4);
-        c50 = _mm256_loadu_pd(out[5]); c51 = _mm256_loadu_pd(out[5] + 4);
+/* MR x 2 vectors: 12 accumulators, 2 registers of weights, 1 broadcast. */
+#define DC3_AVX2_KERNEL_WIDE(NAME, T, V, L, S, BCAST)                                     \
+    __attribute__((target("avx2,fma")))                                                   \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+    {                                                                                    \
+        V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
+        V b1 = bias ? DC3_OP(loadu_, S)(bias + L) : DC3_OP(setzero_, S)();                \
+        V c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;                     \
+        V c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;                     \
+        if (accumulate) {                                                                \
+            c00 = DC3_OP(loadu_, S)(out[0]); c01 = DC3_OP(loadu_, S)(out[0] + L);         \
+            c10 = DC3_OP(loadu_, S)(out[1]); c11 = DC3_OP(loadu_, S)(out[1] + L);         \
+            c20 = DC3_OP(loadu_, S)(out[2]); c21 = DC3_OP(loadu_, S)(out[2] + L);         \
+            c30 = DC3_OP(loadu_, S)(out[3]); c31 = DC3_OP(loadu_, S)(out[3] + L);         \
+            c40 = DC3_OP(loadu_, S)(out[4]); c41 = DC3_OP(loadu_, S)(out[4] + L);         \
+            c50 = DC3_OP(loadu_, S)(out[5]); c51 = DC3_OP(loadu_, S)(out[5] + L);         \
+        }                                                                                \
+        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
+            const T *wc = w[u];                                                          \
+            const T *a0 = a[u], *a1 = a0 + lda, *a2 = a1 + lda;                          \
+            const T *a3 = a2 + lda, *a4 = a3 + lda, *a5 = a4 + lda;                      \
+            for (ptrdiff_t c = 0; c < channels; c++, wc += 2 * L) {                      \
+                V w0 = DC3_OP(loadu_, S)(wc), w1 = DC3_OP(loadu_, S)(wc + L), t;         \
+                t = BCAST(a0 + c);                                                       \
+                c00 = DC3_OP(fmadd_, S)(t, w0, c00); c01 = DC3_OP(fmadd_, S)(t, w1, c01); \
+                t = BCAST(a1 + c);                                                       \
+                c10 = DC3_OP(fmadd_, S)(t, w0, c10); c11 = DC3_OP(fmadd_, S)(t, w1, c11); \
+                t = BCAST(a2 + c);                                                       \
+                c20 = DC3_OP(fmadd_, S)(t, w0, c20); c21 = DC3_OP(fmadd_, S)(t, w1, c21); \
+                t = BCAST(a3 + c);                                                       \
+                c30 = DC3_OP(fmadd_, S)(t, w0, c30); c31 = DC3_OP(fmadd_, S)(t, w1, c31); \
+                t = BCAST(a4 + c);                                                       \
+                c40 = DC3_OP(fmadd_, S)(t, w0, c40); c41 = DC3_OP(fmadd_, S)(t, w1, c41); \
+                t = BCAST(a5 + c);                                                       \
+                c50 = DC3_OP(fmadd_, S)(t, w0, c50); c51 = DC3_OP(fmadd_, S)(t, w1, c51); \
+            }                                                                            \
+        }                                                                                \
+        if (relu) {                                                                      \
+            /* a blend on v < 0 keeps NaN (max(v, 0) would drop it), like Keras */       \
+            V z = DC3_OP(setzero_, S)();                                                 \
+            c00 = DC3_RELU(S, c00, z); c01 = DC3_RELU(S, c01, z);                        \
+            c10 = DC3_RELU(S, c10, z); c11 = DC3_RELU(S, c11, z);                        \
+            c20 = DC3_RELU(S, c20, z); c21 = DC3_RELU(S, c21, z);                        \
+            c30 = DC3_RELU(S, c30, z); c31 = DC3_RELU(S, c31, z);                        \
+            c40 = DC3_RELU(S, c40, z); c41 = DC3_RELU(S, c41, z);                        \
+            c50 = DC3_RELU(S, c50, z); c51 = DC3_RELU(S, c51, z);                        \
+        }                                                                                \
+        DC3_OP(storeu_, S)(out[0], c00); DC3_OP(storeu_, S)(out[0] + L, c01);             \
+        DC3_OP(storeu_, S)(out[1], c10); DC3_OP(storeu_, S)(out[1] + L, c11);             \
+        DC3_OP(storeu_, S)(out[2], c20); DC3_OP(storeu_, S)(out[2] + L, c21);             \
+        DC3_OP(storeu_, S)(out[3], c30); DC3_OP(storeu_, S)(out[3] + L, c31);             \
+        DC3_OP(storeu_, S)(out[4], c40); DC3_OP(storeu_, S)(out[4] + L, c41);             \
+        DC3_OP(storeu_, S)(out[5], c50); DC3_OP(storeu_, S)(out[5] + L, c51);             \
     }
-    for (ptrdiff_t u = 0; u < ntaps; u++) {
-        const double *wc = w[u];
-        const double *a0 = a + u * DC3_MR * channels, *a1 = a0 + channels, *a2 = a1 + channels;
-        const double *a3 = a2 + channels, *a4 = a3 + channels, *a5 = a4 + channels;
-        for (ptrdiff_t c = 0; c < channels; c++, wc += 8) {
-            __m256d w0 = _mm256_loadu_pd(wc), w1 = _mm256_loadu_pd(wc + 4), t;
-            t = _mm256_broadcast_sd(a0 + c);
-            c00 = _mm256_fmadd_pd(t, w0, c00); c01 = _mm256_fmadd_pd(t, w1, c01);
-            t = _mm256_broadcast_sd(a1 + c);
-            c10 = _mm256_fmadd_pd(t, w0, c10); c11 = _mm256_fmadd_pd(t, w1, c11);
-            t = _mm256_broadcast_sd(a2 + c);
-            c20 = _mm256_fmadd_pd(t, w0, c20); c21 = _mm256_fmadd_pd(t, w1, c21);
-            t = _mm256_broadcast_sd(a3 + c);
-            c30 = _mm256_fmadd_pd(t, w0, c30); c31 = _mm256_fmadd_pd(t, w1, c31);
-            t = _mm256_broadcast_sd(a4 + c);
-            c40 = _mm256_fmadd_pd(t, w0, c40); c41 = _mm256_fmadd_pd(t, w1, c41);
-            t = _mm256_broadcast_sd(a5 + c);
-            c50 = _mm256_fmadd_pd(t, w0, c50); c51 = _mm256_fmadd_pd(t, w1, c51);
-        }
+
+/* MR x 1 vector, for layers with at most L filters. */
+#define DC3_AVX2_KERNEL_NARROW(NAME, T, V, L, S, BCAST)                                   \
+    __attribute__((target("avx2,fma")))                                                   \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+    {                                                                                    \
+        V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
+        V c0 = b0, c1 = b0, c2 = b0, c3 = b0, c4 = b0, c5 = b0;                           \
+        if (accumulate) {                                                                \
+            c0 = DC3_OP(loadu_, S)(out[0]); c1 = DC3_OP(loadu_, S)(out[1]);               \
+            c2 = DC3_OP(loadu_, S)(out[2]); c3 = DC3_OP(loadu_, S)(out[3]);               \
+            c4 = DC3_OP(loadu_, S)(out[4]); c5 = DC3_OP(loadu_, S)(out[5]);               \
+        }                                                                                \
+        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
+            const T *wc = w[u];                                                          \
+            const T *a0 = a[u], *a1 = a0 + lda, *a2 = a1 + lda;                          \
+            const T *a3 = a2 + lda, *a4 = a3 + lda, *a5 = a4 + lda;                      \
+            for (ptrdiff_t c = 0; c < channels; c++, wc += L) {                          \
+                V w0 = DC3_OP(loadu_, S)(wc);                                            \
+                c0 = DC3_OP(fmadd_, S)(BCAST(a0 + c), w0, c0);                           \
+                c1 = DC3_OP(fmadd_, S)(BCAST(a1 + c), w0, c1);                           \
+                c2 = DC3_OP(fmadd_, S)(BCAST(a2 + c), w0, c2);                           \
+                c3 = DC3_OP(fmadd_, S)(BCAST(a3 + c), w0, c3);                           \
+                c4 = DC3_OP(fmadd_, S)(BCAST(a4 + c), w0, c4);                           \
+                c5 = DC3_OP(fmadd_, S)(BCAST(a5 + c), w0, c5);                           \
+            }                                                                            \
+        }                                                                                \
+        if (relu) {                                                                      \
+            V z = DC3_OP(setzero_, S)();                                                 \
+            c0 = DC3_RELU(S, c0, z); c1 = DC3_RELU(S, c1, z); c2 = DC3_RELU(S, c2, z);   \
+            c3 = DC3_RELU(S, c3, z); c4 = DC3_RELU(S, c4, z); c5 = DC3_RELU(S, c5, z);   \
+        }                                                                                \
+        DC3_OP(storeu_, S)(out[0], c0); DC3_OP(storeu_, S)(out[1], c1);                   \
+        DC3_OP(storeu_, S)(out[2], c2); DC3_OP(storeu_, S)(out[3], c3);                   \
+        DC3_OP(storeu_, S)(out[4], c4); DC3_OP(storeu_, S)(out[5], c5);                   \
     }
-    if (relu) {
-        __m256d z = _mm256_setzero_pd();
-#define DC3_RELU_PD(v) v = _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, z, _CMP_LT_OQ))
-        DC3_RELU_PD(c00); DC3_RELU_PD(c01); DC3_RELU_PD(c10); DC3_RELU_PD(c11);
-        DC3_RELU_PD(c20); DC3_RELU_PD(c21); DC3_RELU_PD(c30); DC3_RELU_PD(c31);
-        DC3_RELU_PD(c40); DC3_RELU_PD(c41); DC3_RELU_PD(c50); DC3_RELU_PD(c51);
-#undef DC3_RELU_PD
-    }
-    _mm256_storeu_pd(out[0], c00); _mm256_storeu_pd(out[0] + 4, c01);
-    _mm256_storeu_pd(out[1], c10); _mm256_storeu_pd(out[1] + 4, c11);
-    _mm256_storeu_pd(out[2], c20); _mm256_storeu_pd(out[2] + 4, c21);
-    _mm256_storeu_pd(out[3], c30); _mm256_storeu_pd(out[3] + 4, c31);
-    _mm256_storeu_pd(out[4], c40); _mm256_storeu_pd(out[4] + 4, c41);
-    _mm256_storeu_pd(out[5], c50); _mm256_storeu_pd(out[5] + 4, c51);
-}
+
+#define DC3_RELU(S, v, z) DC3_OP(blendv_, S)(v, z, DC3_OP(cmp_, S)(v, z, _CMP_LT_OQ))
+
+DC3_AVX2_KERNEL_WIDE(dc3_kernel_f32_avx2, float, __m256, 8, ps, _mm256_broadcast_ss)
+DC3_AVX2_KERNEL_WIDE(dc3_kernel_f64_avx2, double, __m256d, 4, pd, _mm256_broadcast_sd)
+DC3_AVX2_KERNEL_NARROW(dc3_kernel_f32_small_avx2, float, __m256, 8, ps, _mm256_broadcast_ss)
+DC3_AVX2_KERNEL_NARROW(dc3_kernel_f64_small_avx2, double, __m256d, 4, pd, _mm256_broadcast_sd)
 
 static int dc3_cpu_has_avx2_fma(void)
 {
@@ -195,22 +198,23 @@ static int dc3_use_avx2(void)
     return dc3_cpu_has_avx2_fma();
 }
 
-static dc3_kernel_f32 dc3_select_f32(void)
+/* The kernel for a packed width nr (DC3_NR_* or DC3_NR_SMALL_*). */
+static dc3_kernel_f32 dc3_select_f32(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
     if (dc3_use_avx2())
-        return dc3_kernel_f32_avx2;
+        return nr == DC3_NR_SMALL_F32 ? dc3_kernel_f32_small_avx2 : dc3_kernel_f32_avx2;
 #endif
-    return dc3_kernel_f32_generic;
+    return nr == DC3_NR_SMALL_F32 ? dc3_kernel_f32_small_generic : dc3_kernel_f32_generic;
 }
 
-static dc3_kernel_f64 dc3_select_f64(void)
+static dc3_kernel_f64 dc3_select_f64(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
     if (dc3_use_avx2())
-        return dc3_kernel_f64_avx2;
+        return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_avx2 : dc3_kernel_f64_avx2;
 #endif
-    return dc3_kernel_f64_generic;
+    return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_generic : dc3_kernel_f64_generic;
 }
 
 static const char *dc3_kernel_name(void)
