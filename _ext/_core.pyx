@@ -281,6 +281,10 @@ cdef class PackedKernel:
 
 
 # ---------------------------------------------------------------- the driver
+# Above this size the packed kernel no longer stays in L2 while one work item sweeps
+# every phase, so items take one phase each (see conv3d_transpose).
+ALL_PHASES_MAX_KERNEL_BYTES = 1 << 20
+
 cdef struct Geometry:
     # sizes
     Py_ssize_t N, D, H, W, C, OD, OH, OW, F
@@ -582,18 +586,29 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     # Tiles run along the longer of the batch and a phase's w range, so that fewer of
     # them straddle the end of a line and need their input gathered.
     g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
-    # Work items are tile ranges, each taking every phase in turn: the phases of one
-    # region read the same input (it stays in cache) and write interleaved outputs
-    # (one thread completes each cache line, none is shared between threads).  A
-    # few items per thread at least; a chunk's gathered input within a few MiB; the
+    # Work items are (first phase, phase count, first tile) with up to chunk_tiles tiles
+    # of each phase.  When the packed kernel is small, an item takes every phase of its
+    # tile range in turn: the phases of one region read the same input (it stays in
+    # cache) and write interleaved outputs (one thread completes each cache line).  A
+    # large kernel is better kept in cache instead: one phase per item, items ordered
+    # tile range first so that neighbouring phases still share their input.
+    # A few items per thread at least; a chunk's gathered input within a few MiB; the
     # reduction split in groups of about KC values (one group's input for the whole
     # chunk stays in L2 while the weights of one filter block sit in L1).
     g.kc = 512 if x.itemsize == 4 else 256
     tile_bytes = g.max_taps * max(g.C, 1) * DC3_MR * x.itemsize
-    cdef Py_ssize_t most_tiles = max(phase_tiles)
-    g.chunk_tiles = max(1, min(32, most_tiles // (8 * threads), (4 << 20) // tile_bytes))
-    cdef Py_ssize_t n_items = _ceil_div(most_tiles, g.chunk_tiles), item
     cdef Py_ssize_t n_phases = g.sd * g.sh * g.sw
+    all_phases = kernel.weights.nbytes <= ALL_PHASES_MAX_KERNEL_BYTES
+    spread = max(phase_tiles) if all_phases else total_tiles
+    g.chunk_tiles = max(1, min(32, spread // (8 * threads), (4 << 20) // tile_bytes))
+    if all_phases:
+        items = [(0, n_phases, t) for t in range(0, max(phase_tiles), g.chunk_tiles)]
+    else:
+        items = sorted(((p, 1, t) for p in range(n_phases)
+                        for t in range(0, phase_tiles[p], g.chunk_tiles)),
+                       key=lambda item: (item[2], item[0]))
+    cdef Py_ssize_t[:, ::1] work = np.asarray(items, dtype=np.intp).reshape(-1, 3)
+    cdef Py_ssize_t n_items = work.shape[0], item
 
     cdef const floating* xp = &x[0, 0, 0, 0, 0] if x.size > 0 else NULL
     cdef floating* op = &out[0, 0, 0, 0, 0]
@@ -640,8 +655,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
             if apack != NULL and woff != NULL and aptr != NULL and lda != NULL \
                     and ntaps != NULL and vox != NULL and wptr != NULL and scratch != NULL \
                     and outp != NULL and tap_flags != NULL:
-                first_tile = item * g.chunk_tiles
-                for p in range(n_phases):
+                first_tile = work[item, 2]
+                for p in range(work[item, 0], work[item, 0] + work[item, 1]):
                     tiles = min(phase_tiles[p] - first_tile, g.chunk_tiles)
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
