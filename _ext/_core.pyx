@@ -13,12 +13,14 @@ its phase r = u mod stride, each phase is reached by a fixed set of taps, and
 input i = u div stride + delta(t): a dense correlation with no multiply by
 zero.  `PackedKernel` stores, once per set of weights, every phase's taps as
 contiguous (taps x C x NR) panels; the driver groups the output voxels of one
-phase into tiles of MR voxels (batch index fastest, so a tile usually shares
-its valid taps) and hands each tile to a register-blocked micro-kernel
+phase into tiles of MR voxels (along the batch or along rows, so that a tile's
+voxels usually share the taps that reach them), builds for each tile an
+indirection table (per tap and voxel, where in the input its channels are, or
+a row of zeros), and hands it to a register-blocked micro-kernel
 (`microkernels.h`) that keeps MR x NR sums in registers over all taps and
-channels.  Threads take whole (phase, tile range) work items, so no two ever
-write the same voxel: no atomics, no races, and the summation order of every
-output does not depend on the thread count.
+channels.  The input is never copied.  Threads take whole work items (tile
+ranges), so no two ever write the same voxel: no atomics, no races, and the
+summation order of every output does not depend on the thread count.
 """
 
 from cython.parallel cimport prange, parallel
@@ -32,11 +34,10 @@ import numpy as np
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
 
 cdef extern from "microkernels.h" nogil:
-    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, ptrdiff_t,
-                                    const float**, const float*, float**, int, int) noexcept nogil
-    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, ptrdiff_t,
-                                    const double**, const double*, double**, int,
-                                    int) noexcept nogil
+    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float**,
+                                    const float*, float**, int, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double**,
+                                    const double*, double**, int, int) noexcept nogil
     int DC3_MR
     int DC3_NR_F32
     int DC3_NR_F64
@@ -309,17 +310,51 @@ cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
     return 0 <= i < length
 
 
-cdef inline void _mark_taps(bint* flags, Py_ssize_t n_taps, const Py_ssize_t* delta,
-                            Py_ssize_t (*nq)[4], const bint* valid_voxel, int axis,
-                            Py_ssize_t length) noexcept nogil:
-    """flags[t]: tap t of one axis reaches the input for at least one voxel of the tile."""
+cdef inline void _axis_masks(unsigned int* masks, Py_ssize_t n_taps, const Py_ssize_t* delta,
+                             Py_ssize_t (*nq)[4], Py_ssize_t n_valid, int axis,
+                             Py_ssize_t length) noexcept nogil:
+    """masks[t]: bit m set when tap t of one axis reaches the input for voxel m."""
     cdef Py_ssize_t t, m
     for t in range(n_taps):
-        flags[t] = False
-        for m in range(DC3_MR):
-            if valid_voxel[m] and _inside(nq[m][axis] + delta[t], length):
-                flags[t] = True
-                break
+        masks[t] = 0
+        for m in range(n_valid):
+            if _inside(nq[m][axis] + delta[t], length):
+                masks[t] |= 1u << m
+
+
+cdef inline bint _line_masks(unsigned int* md, unsigned int* mh, unsigned int* mw,
+                             Py_ssize_t td_n, Py_ssize_t th_n, Py_ssize_t tw_n,
+                             const Py_ssize_t* dd, const Py_ssize_t* dh, const Py_ssize_t* dw,
+                             Py_ssize_t (*nq)[4], Py_ssize_t n_valid, bint batch_fastest,
+                             Py_ssize_t D, Py_ssize_t H, Py_ssize_t W) noexcept nogil:
+    """The tap masks of a full tile lying on one line of the input, cheaply.
+
+    Along such a line only the fastest coordinate changes, by one per voxel, so
+    each tap reaches all of the line (both ends) or none of it.  Returns False,
+    leaving the masks to `_axis_masks`, when the tile is not such a line or some
+    tap reaches only part of it.
+    """
+    cdef Py_ssize_t t, last = DC3_MR - 1
+    cdef unsigned int everyone = (1u << DC3_MR) - 1
+    if n_valid != DC3_MR:
+        return False
+    if batch_fastest:
+        if nq[0][1] != nq[last][1] or nq[0][2] != nq[last][2] or nq[0][3] != nq[last][3]:
+            return False
+    elif nq[0][0] != nq[last][0] or nq[0][1] != nq[last][1] or nq[0][2] != nq[last][2]:
+        return False
+    for t in range(tw_n):
+        if _inside(nq[0][3] + dw[t], W) and _inside(nq[last][3] + dw[t], W):
+            mw[t] = everyone
+        elif nq[last][3] + dw[t] < 0 or nq[0][3] + dw[t] >= W:
+            mw[t] = 0
+        else:
+            return False
+    for t in range(td_n):
+        md[t] = everyone if _inside(nq[0][1] + dd[t], D) else 0
+    for t in range(th_n):
+        mh[t] = everyone if _inside(nq[0][2] + dh[t], H) else 0
+    return True
 
 
 cdef void _work_item(const floating* x, const floating* weights, const floating* bias,
@@ -327,10 +362,9 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* axis_taps, const Py_ssize_t* axis_delta,
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
-                     floating* apack, Py_ssize_t* woff, const floating** aptr,
-                     Py_ssize_t* lda, Py_ssize_t* ntaps, floating** vox,
-                     const floating** wptr, floating* scratch, floating** outp,
-                     bint* tap_flags) noexcept nogil:
+                     Py_ssize_t* woff, const floating** aptr, Py_ssize_t* ntaps,
+                     floating** vox, const floating** wptr, floating* scratch,
+                     floating** outp, unsigned int* tap_masks) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
     cdef Py_ssize_t rw = phase % g.sw, rh = (phase // g.sw) % g.sh, rd = phase // (g.sw * g.sh)
@@ -348,28 +382,24 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef Py_ssize_t nqw = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - q0w + 1
     cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
     cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
-    cdef Py_ssize_t panel = g.max_taps * C * DC3_MR     # gathered input of one tile
-    cdef Py_ssize_t last_m = DC3_MR - 1
     cdef Py_ssize_t tile, m, v, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols, first, last
-    cdef Py_ssize_t count, group, groups, per_group, base, line_step
-    cdef floating* dst
+    cdef Py_ssize_t count, group, groups, per_group, n_valid, tap_offset
     cdef floating* o
     cdef floating** vp
-    cdef const floating* src[6]
+    cdef const floating** ptrs
     cdef const floating* block_bias
-    # which taps of each axis the tile uses (max_axis_taps each)
-    cdef bint* vd = tap_flags
-    cdef bint* vh = tap_flags + mt
-    cdef bint* vw = tap_flags + 2 * mt
+    # per axis and tap: which voxels of the tile it reaches (bit m for voxel m)
+    cdef unsigned int* md = tap_masks
+    cdef unsigned int* mh = tap_masks + mt
+    cdef unsigned int* mw = tap_masks + 2 * mt
+    cdef unsigned int mask_dh, mask
     cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, input-grid d, h, w
-    cdef bint valid_voxel[6]
-    cdef bint full, direct
+    cdef Py_ssize_t base[6]        # per voxel: input offset of its grid point
+    cdef bint full
     cdef int relu = g.activation == ACT_RELU, fuse_relu
     cdef int act = g.activation if not relu else ACT_LINEAR
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
-    # input distance between neighbouring voxels of a tile lying on one line
-    line_step = g.D * g.H * g.W * C if g.batch_fastest else C
 
     # the first voxel's coordinates; later voxels follow by counting (no divisions)
     v = first_tile * MR_
@@ -384,21 +414,22 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
         qd = (v // (nqw * nqh)) % nqd
         n = v // (nqw * nqh * nqd)
 
-    # 1. per tile: the voxels' output addresses, the taps the tile uses and where
-    #    their input is: read in place when the tile's voxels lie on one line of the
-    #    input and every tap reaches all of them, else gathered into a panel (zeros
-    #    where a tap falls outside the input)
+    # 1. per tile: the voxels' output addresses, and the indirection table: for every
+    #    tap that reaches some voxel of the tile, each voxel's input channels (or the
+    #    zero row where that tap falls outside the input for that voxel)
     for tile in range(n_tiles):
         vp = vox + tile * MR_
+        n_valid = 0
         for m in range(MR_):
-            valid_voxel[m] = v < voxels
-            if not valid_voxel[m]:
+            if v >= voxels:
                 vp[m] = NULL
                 continue
+            n_valid = n_valid + 1
             nq[m][0] = n
             nq[m][1] = q0d + qd
             nq[m][2] = q0h + qh
             nq[m][3] = q0w + qw
+            base[m] = (((n * g.D + nq[m][1]) * g.H + nq[m][2]) * g.W + nq[m][3]) * C
             vp[m] = out + (((n * g.OD + g.sd * nq[m][1] + rd - g.pd) * g.OH
                             + g.sh * nq[m][2] + rh - g.ph) * g.OW
                            + g.sw * nq[m][3] + rw - g.pw) * g.F
@@ -425,68 +456,33 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         if qd == nqd:
                             qd = 0
                             n = n + 1
-        # on one line: the tile is full and its first and last voxels differ only in
-        # the fastest coordinate (then the ones between do too)
-        direct = valid_voxel[last_m] and C > 0
-        if direct and g.batch_fastest:
-            direct = (nq[0][1] == nq[last_m][1] and nq[0][2] == nq[last_m][2]
-                      and nq[0][3] == nq[last_m][3])
-        elif direct:
-            direct = (nq[0][0] == nq[last_m][0] and nq[0][1] == nq[last_m][1]
-                      and nq[0][2] == nq[last_m][2])
-        if direct:
-            # d and h are shared by the line; a w tap must reach all of it (both ends)
-            # or none of it (the line ends before the input starts or starts after it)
-            for ad in range(td_n):
-                vd[ad] = _inside(nq[0][1] + dd[ad], g.D)
-            for ah in range(th_n):
-                vh[ah] = _inside(nq[0][2] + dh[ah], g.H)
-            for aw in range(tw_n):
-                vw[aw] = (_inside(nq[0][3] + dw[aw], g.W)
-                          and _inside(nq[last_m][3] + dw[aw], g.W))
-                if not vw[aw] and nq[last_m][3] + dw[aw] >= 0 and nq[0][3] + dw[aw] < g.W:
-                    direct = False
-        if not direct:
-            _mark_taps(vd, td_n, dd, nq, valid_voxel, 1, g.D)
-            _mark_taps(vh, th_n, dh, nq, valid_voxel, 2, g.H)
-            _mark_taps(vw, tw_n, dw, nq, valid_voxel, 3, g.W)
-        lda[tile] = line_step if direct else C
-        base = (((nq[0][0] * g.D + nq[0][1]) * g.H + nq[0][2]) * g.W + nq[0][3]) * C
         count = 0
         if C > 0:
+            if not _line_masks(md, mh, mw, td_n, th_n, tw_n, dd, dh, dw, nq, n_valid,
+                               g.batch_fastest, g.D, g.H, g.W):
+                _axis_masks(md, td_n, dd, nq, n_valid, 1, g.D)
+                _axis_masks(mh, th_n, dh, nq, n_valid, 2, g.H)
+                _axis_masks(mw, tw_n, dw, nq, n_valid, 3, g.W)
             for ad in range(td_n):
-                if not vd[ad]:
+                if md[ad] == 0:
                     continue
                 for ah in range(th_n):
-                    if not vh[ah]:
+                    mask_dh = md[ad] & mh[ah]
+                    if mask_dh == 0:
                         continue
                     for aw in range(tw_n):
-                        if not vw[aw]:
+                        mask = mask_dh & mw[aw]
+                        if mask == 0:
                             continue
                         u = (ad * th_n + ah) * tw_n + aw
                         woff[tile * g.max_taps + count] = u * C * nr
-                        if direct:
-                            aptr[tile * g.max_taps + count] = x + base + (
-                                (dd[ad] * g.H + dh[ah]) * g.W + dw[aw]) * C
-                            count = count + 1
-                            continue
+                        tap_offset = ((dd[ad] * g.H + dh[ah]) * g.W + dw[aw]) * C
+                        ptrs = aptr + (tile * g.max_taps + count) * MR_
                         for m in range(MR_):
-                            src[m] = zeros
-                            if valid_voxel[m] and _inside(nq[m][1] + dd[ad], g.D) \
-                                    and _inside(nq[m][2] + dh[ah], g.H) \
-                                    and _inside(nq[m][3] + dw[aw], g.W):
-                                src[m] = x + ((((nq[m][0] * g.D + nq[m][1] + dd[ad]) * g.H
-                                                + nq[m][2] + dh[ah]) * g.W)
-                                              + nq[m][3] + dw[aw]) * C
-                        dst = apack + tile * panel + count * C * MR_
-                        aptr[tile * g.max_taps + count] = dst
-                        if C >= 16:
-                            for m in range(MR_):
-                                memcpy(dst + m * C, src[m], C * sizeof(floating))
-                        else:   # a call per handful of values would cost more than the copy
-                            for m in range(MR_):
-                                for k in range(C):
-                                    dst[m * C + k] = src[m][k]
+                            if (mask >> m) & 1:
+                                ptrs[m] = x + base[m] + tap_offset
+                            else:
+                                ptrs[m] = zeros
                         count = count + 1
         ntaps[tile] = count
 
@@ -522,13 +518,13 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                 fuse_relu = relu and last >= ntaps[tile]
                 if floating is float:
                     (kernel_f32_small if nr == DC3_NR_SMALL_F32 else kernel_f32)(
-                        count, C, <const float**>(aptr + tile * g.max_taps + first),
-                        lda[tile], <const float**>wptr, <const float*>block_bias,
+                        count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
+                        <const float**>wptr, <const float*>block_bias,
                         <float**>outp, group > 0, fuse_relu)
                 else:
                     (kernel_f64_small if nr == DC3_NR_SMALL_F64 else kernel_f64)(
-                        count, C, <const double**>(aptr + tile * g.max_taps + first),
-                        lda[tile], <const double**>wptr, <const double*>block_bias,
+                        count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
+                        <const double**>wptr, <const double*>block_bias,
                         <double**>outp, group > 0, fuse_relu)
 
     # 3. partial filter blocks out of the scratch tile, then non-fused activations
@@ -583,8 +579,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
             voxels *= max(0, (length - 1 + crop - r) // stride + (r - crop) // stride + 1)
         phase_tiles[p] = -(-voxels // DC3_MR)
         total_tiles += phase_tiles[p]
-    # Tiles run along the longer of the batch and a phase's w range, so that fewer of
-    # them straddle the end of a line and need their input gathered.
+    # Tiles run along the longer of the batch and a phase's w range: fewer of them
+    # straddle two lines, so a tile's voxels mostly share the taps that reach them.
     g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
     # Work items are (first phase, phase count, first tile) with up to chunk_tiles tiles
     # of each phase.  When the packed kernel is small, an item takes every phase of its
@@ -592,15 +588,15 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     # cache) and write interleaved outputs (one thread completes each cache line).  A
     # large kernel is better kept in cache instead: one phase per item, items ordered
     # tile range first so that neighbouring phases still share their input.
-    # A few items per thread at least; a chunk's gathered input within a few MiB; the
+    # A few items per thread at least; a chunk's indirection table within 1 MiB; the
     # reduction split in groups of about KC values (one group's input for the whole
     # chunk stays in L2 while the weights of one filter block sit in L1).
     g.kc = 512 if x.itemsize == 4 else 256
-    tile_bytes = g.max_taps * max(g.C, 1) * DC3_MR * x.itemsize
+    tile_bytes = g.max_taps * DC3_MR * sizeof(void*)
     cdef Py_ssize_t n_phases = g.sd * g.sh * g.sw
     all_phases = kernel.weights.nbytes <= ALL_PHASES_MAX_KERNEL_BYTES
     spread = max(phase_tiles) if all_phases else total_tiles
-    g.chunk_tiles = max(1, min(32, spread // (8 * threads), (4 << 20) // tile_bytes))
+    g.chunk_tiles = max(1, min(32, spread // (8 * threads), (1 << 20) // tile_bytes))
     if all_phases:
         items = [(0, n_phases, t) for t in range(0, max(phase_tiles), g.chunk_tiles)]
     else:
@@ -626,54 +622,48 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         raise MemoryError()
 
     # per-thread scratch
-    cdef floating* apack = NULL
     cdef Py_ssize_t* woff = NULL
     cdef const floating** aptr = NULL
-    cdef Py_ssize_t* lda = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef floating** vox = NULL
     cdef const floating** wptr = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
-    cdef bint* tap_flags = NULL
+    cdef unsigned int* tap_masks = NULL
     # each item marks itself done: a thread whose buffers could not be allocated
     # skips its items, and the caller gets a MemoryError instead of garbage
     cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
     cdef Py_ssize_t ct = g.chunk_tiles, mtaps = g.max_taps, mr = DC3_MR
     with nogil, parallel(num_threads=threads):
-        apack = <floating*>malloc(ct * mtaps * max(g.C, 1) * mr * sizeof(floating))
         woff = <Py_ssize_t*>malloc(ct * mtaps * sizeof(Py_ssize_t))
-        aptr = <const floating**>malloc(ct * mtaps * sizeof(floating*))
-        lda = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
+        aptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         wptr = <const floating**>malloc(mtaps * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
-        tap_flags = <bint*>malloc(3 * g.max_axis_taps * sizeof(bint))
+        tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):
-            if apack != NULL and woff != NULL and aptr != NULL and lda != NULL \
-                    and ntaps != NULL and vox != NULL and wptr != NULL and scratch != NULL \
-                    and outp != NULL and tap_flags != NULL:
+            if woff != NULL and aptr != NULL and ntaps != NULL and vox != NULL \
+                    and wptr != NULL and scratch != NULL and outp != NULL \
+                    and tap_masks != NULL:
                 first_tile = work[item, 2]
                 for p in range(work[item, 0], work[item, 0] + work[item, 1]):
                     tiles = min(phase_tiles[p] - first_tile, g.chunk_tiles)
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
                                    &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
-                                   first_tile, tiles, apack, woff, aptr, lda, ntaps, vox,
-                                   wptr, scratch, outp, tap_flags)
+                                   first_tile, tiles, woff, aptr, ntaps, vox, wptr,
+                                   scratch, outp, tap_masks)
                 done[item] = 1
-        free(apack)
         free(woff)
         free(aptr)
-        free(lda)
         free(ntaps)
         free(vox)
         free(wptr)
         free(scratch)
         free(outp)
-        free(tap_flags)
+        free(tap_masks)
     free(zeros)
     if n_items and min(done) == 0:
         raise MemoryError("deconv3d: could not allocate per-thread work buffers")

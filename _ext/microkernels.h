@@ -1,11 +1,10 @@
 /* Register-blocked micro-kernels for deconv3d's core.
  *
  * One call computes a tile of MR output voxels x NR filters:
- *     out[m][f] = bias[f] + sum_u sum_c a[u][m * lda + c] * w[u][c * NR + f]
- * a[u] points at tap u's input for the tile's first voxel and the next voxels
- * follow lda values apart: either straight into the input array (a tile whose
- * voxels lie on one line of it, so nothing is copied) or into a panel the caller
- * gathered (lda = channels, zeros where a tap falls outside the input).  w[u]
+ *     out[m][f] = bias[f] + sum_u sum_c a[u * MR + m][c] * w[u][c * NR + f]
+ * a is an indirection table: for each tap u and voxel m, a pointer to the
+ * channels that tap reads for that voxel, straight into the input array, or to a
+ * row of zeros where the tap falls outside the input.  Nothing is copied.  w[u]
  * points at tap u's packed (channels x NR) weight panel.
  * The accumulators stay in registers for the whole reduction over the taps given;
  * with `accumulate` set the tile starts from the values already in `out` instead of
@@ -28,15 +27,15 @@
 #define DC3_NR_SMALL_F64 4
 
 typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
-                               ptrdiff_t lda, const float **w, const float *bias,
+                               const float **w, const float *bias,
                                float **out, int accumulate, int relu);
 typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
-                               ptrdiff_t lda, const double **w, const double *bias,
+                               const double **w, const double *bias,
                                double **out, int accumulate, int relu);
 
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T **w, const T *bias, T **out, int accumulate, int relu)       \
     {                                                                                    \
         T acc[DC3_MR][NR];                                                               \
@@ -45,11 +44,11 @@ typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double
                 acc[m][f] = accumulate ? out[m][f] : bias ? bias[f] : (T)0;              \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wu = w[u];                                                          \
-            const T *au = a[u];                                                          \
+            const T **au = a + u * DC3_MR;                                               \
             for (ptrdiff_t c = 0; c < channels; c++) {                                   \
                 const T *wc = wu + c * NR;                                               \
                 for (int m = 0; m < DC3_MR; m++) {                                       \
-                    T am = au[m * lda + c];                                              \
+                    T am = au[m][c];                                                     \
                     for (int f = 0; f < NR; f++)                                         \
                         acc[m][f] += am * wc[f];                                         \
                 }                                                                        \
@@ -79,7 +78,7 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
 /* MR x 2 vectors: 12 accumulators, 2 registers of weights, 1 broadcast. */
 #define DC3_AVX2_KERNEL_WIDE(NAME, T, V, L, S, BCAST)                                     \
     __attribute__((target("avx2,fma")))                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T **w, const T *bias, T **out, int accumulate, int relu)       \
     {                                                                                    \
         V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
@@ -96,8 +95,9 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
         }                                                                                \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wc = w[u];                                                          \
-            const T *a0 = a[u], *a1 = a0 + lda, *a2 = a1 + lda;                          \
-            const T *a3 = a2 + lda, *a4 = a3 + lda, *a5 = a4 + lda;                      \
+            const T **au = a + u * DC3_MR;                                               \
+            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
+            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
             for (ptrdiff_t c = 0; c < channels; c++, wc += 2 * L) {                      \
                 V w0 = DC3_OP(loadu_, S)(wc), w1 = DC3_OP(loadu_, S)(wc + L), t;         \
                 t = BCAST(a0 + c);                                                       \
@@ -135,7 +135,7 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
 /* MR x 1 vector, for layers with at most L filters. */
 #define DC3_AVX2_KERNEL_NARROW(NAME, T, V, L, S, BCAST)                                   \
     __attribute__((target("avx2,fma")))                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, ptrdiff_t lda,     \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T **w, const T *bias, T **out, int accumulate, int relu)       \
     {                                                                                    \
         V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
@@ -147,8 +147,9 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
         }                                                                                \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wc = w[u];                                                          \
-            const T *a0 = a[u], *a1 = a0 + lda, *a2 = a1 + lda;                          \
-            const T *a3 = a2 + lda, *a4 = a3 + lda, *a5 = a4 + lda;                      \
+            const T **au = a + u * DC3_MR;                                               \
+            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
+            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
             for (ptrdiff_t c = 0; c < channels; c++, wc += L) {                          \
                 V w0 = DC3_OP(loadu_, S)(wc);                                            \
                 c0 = DC3_OP(fmadd_, S)(BCAST(a0 + c), w0, c0);                           \
