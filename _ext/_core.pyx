@@ -43,6 +43,9 @@ cdef extern from "microkernels.h" nogil:
     int DC3_NR_F64
     int DC3_NR_SMALL_F32
     int DC3_NR_SMALL_F64
+    int DC3_NR_WIDE_F32
+    int DC3_NR_WIDE_F64
+    int dc3_wide_available()
     dc3_kernel_f32 dc3_select_f32(int nr)
     dc3_kernel_f64 dc3_select_f64(int nr)
     const char* dc3_kernel_name()
@@ -51,6 +54,9 @@ cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32(DC3_NR_F32)
 cdef dc3_kernel_f64 kernel_f64 = dc3_select_f64(DC3_NR_F64)
 cdef dc3_kernel_f32 kernel_f32_small = dc3_select_f32(DC3_NR_SMALL_F32)
 cdef dc3_kernel_f64 kernel_f64_small = dc3_select_f64(DC3_NR_SMALL_F64)
+cdef dc3_kernel_f32 kernel_f32_wide = dc3_select_f32(DC3_NR_WIDE_F32)
+cdef dc3_kernel_f64 kernel_f64_wide = dc3_select_f64(DC3_NR_WIDE_F64)
+cdef bint wide_panels = dc3_wide_available()
 
 openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
@@ -213,6 +219,21 @@ def _phase_taps(Py_ssize_t ksize, Py_ssize_t stride, Py_ssize_t dilation):
     return phases
 
 
+def _panel_width(filters, small, normal, wide):
+    """Filters per packed panel: the widest kernel that pads the filters little.
+
+    A layer with few filters gets one-vector panels (no padded columns); the wide
+    AVX-512 panels are used where the CPU has them and they add at most 1/8 more
+    padded columns than the normal ones.
+    """
+    if filters <= small:
+        return small
+    normal_cols = -(-filters // normal) * normal
+    if wide_panels and -(-filters // wide) * wide * 8 <= normal_cols * 9:
+        return wide
+    return normal
+
+
 cdef class PackedKernel:
     """A Keras kernel (kd, kh, kw, F, C) rearranged, once, for the micro-kernels.
 
@@ -235,11 +256,10 @@ cdef class PackedKernel:
         self.strides = tuple(int(s) for s in strides)
         self.dilations = tuple(int(d) for d in dilations)
         self.channels, self.filters = channels, filters
-        # a layer with few filters gets the one-vector-wide panels: no padded columns
         if kernel.dtype == np.float32:
-            self.nr = DC3_NR_SMALL_F32 if filters <= DC3_NR_SMALL_F32 else DC3_NR_F32
+            self.nr = _panel_width(filters, DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32)
         else:
-            self.nr = DC3_NR_SMALL_F64 if filters <= DC3_NR_SMALL_F64 else DC3_NR_F64
+            self.nr = _panel_width(filters, DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)
         self.filter_blocks = -(-filters // self.nr)
         axes = [_phase_taps(k, s, d) for k, s, d in zip(self.kernel_size, self.strides,
                                                          self.dilations)]
@@ -517,12 +537,14 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                 count = max(0, last - first)
                 fuse_relu = relu and last >= ntaps[tile]
                 if floating is float:
-                    (kernel_f32_small if nr == DC3_NR_SMALL_F32 else kernel_f32)(
+                    (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
+                     kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
                         count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const float**>wptr, <const float*>block_bias,
                         <float**>outp, group > 0, fuse_relu)
                 else:
-                    (kernel_f64_small if nr == DC3_NR_SMALL_F64 else kernel_f64)(
+                    (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
+                     kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
                         count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const double**>wptr, <const double*>block_bias,
                         <double**>outp, group > 0, fuse_relu)

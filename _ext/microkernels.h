@@ -10,10 +10,11 @@
  * with `accumulate` set the tile starts from the values already in `out` instead of
  * the bias, so that a long reduction can be split into cache-sized blocks.
  *
- * Two widths per dtype: NR = two vectors, and NR = one vector for layers with few
- * filters (no wasted columns).  The AVX2+FMA versions are compiled for that target
- * only and chosen at run time, so the extension itself keeps the compiler's
- * portable baseline (no -march=native).
+ * Three widths per dtype: NR = two AVX2 vectors; one vector for layers with few
+ * filters (no wasted columns); and two AVX-512 vectors where the CPU has them.
+ * The AVX2+FMA and AVX-512 versions are compiled for those targets only and chosen
+ * at run time, so the extension itself keeps the compiler's portable baseline (no
+ * -march=native).
  */
 #ifndef DECONV3D_MICROKERNELS_H
 #define DECONV3D_MICROKERNELS_H
@@ -25,6 +26,8 @@
 #define DC3_NR_F64 8
 #define DC3_NR_SMALL_F32 8
 #define DC3_NR_SMALL_F64 4
+#define DC3_NR_WIDE_F32 32
+#define DC3_NR_WIDE_F64 16
 
 typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
                                const float **w, const float *bias,
@@ -65,6 +68,8 @@ DC3_GENERIC_KERNEL(dc3_kernel_f32_generic, float, DC3_NR_F32)
 DC3_GENERIC_KERNEL(dc3_kernel_f64_generic, double, DC3_NR_F64)
 DC3_GENERIC_KERNEL(dc3_kernel_f32_small_generic, float, DC3_NR_SMALL_F32)
 DC3_GENERIC_KERNEL(dc3_kernel_f64_small_generic, double, DC3_NR_SMALL_F64)
+DC3_GENERIC_KERNEL(dc3_kernel_f32_wide_generic, float, DC3_NR_WIDE_F32)
+DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define DC3_HAVE_X86_DISPATCH 1
@@ -177,6 +182,68 @@ DC3_AVX2_KERNEL_WIDE(dc3_kernel_f64_avx2, double, __m256d, 4, pd, _mm256_broadca
 DC3_AVX2_KERNEL_NARROW(dc3_kernel_f32_small_avx2, float, __m256, 8, ps, _mm256_broadcast_ss)
 DC3_AVX2_KERNEL_NARROW(dc3_kernel_f64_small_avx2, double, __m256d, 4, pd, _mm256_broadcast_sd)
 
+/* MR x 2 zmm vectors (AVX-512F): the same shape twice as wide, so each voxel's input
+ * is read once for 32 floats' (16 doubles') worth of filters and every load feeds
+ * twice the arithmetic. */
+#define DC3_Z(op, S) DC3_CAT3(_mm512_, op, S)
+#define DC3_AVX512_KERNEL_WIDE(NAME, T, V, L, S, SET1)                                        \
+    __attribute__((target("avx512f")))                                                    \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
+                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+    {                                                                                    \
+        V c0[DC3_MR], c1[DC3_MR];                                                        \
+        V b0 = bias ? DC3_Z(loadu_, S)(bias) : DC3_Z(setzero_, S)(); \
+        V b1 = bias ? DC3_Z(loadu_, S)(bias + L) : DC3_Z(setzero_, S)(); \
+        _Pragma("GCC unroll 6")                                                          \
+        for (int m = 0; m < DC3_MR; m++) {                                               \
+            c0[m] = accumulate ? DC3_Z(loadu_, S)(out[m]) : b0;               \
+            c1[m] = accumulate ? DC3_Z(loadu_, S)(out[m] + L) : b1;           \
+        }                                                                                \
+        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
+            const T *wc = w[u];                                                          \
+            const T **au = a + u * DC3_MR;                                               \
+            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
+            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
+            for (ptrdiff_t c = 0; c < channels; c++, wc += 2 * L) {                      \
+                V w0 = DC3_Z(loadu_, S)(wc), w1 = DC3_Z(loadu_, S)(wc + L), t; \
+                t = SET1(a0[c]); c0[0] = DC3_Z(fmadd_, S)(t, w0, c0[0]);          \
+                c1[0] = DC3_Z(fmadd_, S)(t, w1, c1[0]);                           \
+                t = SET1(a1[c]); c0[1] = DC3_Z(fmadd_, S)(t, w0, c0[1]);          \
+                c1[1] = DC3_Z(fmadd_, S)(t, w1, c1[1]);                           \
+                t = SET1(a2[c]); c0[2] = DC3_Z(fmadd_, S)(t, w0, c0[2]);          \
+                c1[2] = DC3_Z(fmadd_, S)(t, w1, c1[2]);                           \
+                t = SET1(a3[c]); c0[3] = DC3_Z(fmadd_, S)(t, w0, c0[3]);          \
+                c1[3] = DC3_Z(fmadd_, S)(t, w1, c1[3]);                           \
+                t = SET1(a4[c]); c0[4] = DC3_Z(fmadd_, S)(t, w0, c0[4]);          \
+                c1[4] = DC3_Z(fmadd_, S)(t, w1, c1[4]);                           \
+                t = SET1(a5[c]); c0[5] = DC3_Z(fmadd_, S)(t, w0, c0[5]);          \
+                c1[5] = DC3_Z(fmadd_, S)(t, w1, c1[5]);                           \
+            }                                                                            \
+        }                                                                                \
+        _Pragma("GCC unroll 6")                                                          \
+        for (int m = 0; m < DC3_MR; m++) {                                               \
+            if (relu) {                                                                  \
+                /* zero where v < 0; NaN compares false and stays, like Keras */         \
+                V z = DC3_Z(setzero_, S)();                                  \
+                c0[m] = DC3_Z(mask_mov_, S)(c0[m],                           \
+                    DC3_CAT3(_mm512_cmp_, S, _mask)(c0[m], z, _CMP_LT_OQ), z);           \
+                c1[m] = DC3_Z(mask_mov_, S)(c1[m],                           \
+                    DC3_CAT3(_mm512_cmp_, S, _mask)(c1[m], z, _CMP_LT_OQ), z);           \
+            }                                                                            \
+            DC3_Z(storeu_, S)(out[m], c0[m]);                                \
+            DC3_Z(storeu_, S)(out[m] + L, c1[m]);                            \
+        }                                                                                \
+    }
+
+DC3_AVX512_KERNEL_WIDE(dc3_kernel_f32_avx512, float, __m512, 16, ps, _mm512_set1_ps)
+DC3_AVX512_KERNEL_WIDE(dc3_kernel_f64_avx512, double, __m512d, 8, pd, _mm512_set1_pd)
+
+static int dc3_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
 static int dc3_cpu_has_avx2_fma(void)
 {
     __builtin_cpu_init();
@@ -185,42 +252,73 @@ static int dc3_cpu_has_avx2_fma(void)
 #else
 #define DC3_HAVE_X86_DISPATCH 0
 static int dc3_cpu_has_avx2_fma(void) { return 0; }
+static int dc3_cpu_has_avx512(void) { return 0; }
 #endif
 
-/* Environment override for testing the portable path: DECONV3D_KERNEL=generic. */
+/* Environment overrides for testing the other paths on a machine that has them all:
+ * DECONV3D_KERNEL=generic (portable C only) or =avx2 (no AVX-512). */
 #include <stdlib.h>
 #include <string.h>
 
-static int dc3_use_avx2(void)
+static int dc3_kernel_choice_is(const char *name)
 {
     const char *choice = getenv("DECONV3D_KERNEL");
-    if (choice && strcmp(choice, "generic") == 0)
-        return 0;
-    return dc3_cpu_has_avx2_fma();
+    return choice && strcmp(choice, name) == 0;
 }
 
-/* The kernel for a packed width nr (DC3_NR_* or DC3_NR_SMALL_*). */
+static int dc3_use_avx2(void)
+{
+    return !dc3_kernel_choice_is("generic") && dc3_cpu_has_avx2_fma();
+}
+
+/* AVX-512F for the wide kernels; checked with AVX2+FMA so both kinds come together */
+static int dc3_use_avx512(void)
+{
+    return dc3_use_avx2() && !dc3_kernel_choice_is("avx2") && dc3_cpu_has_avx512();
+}
+
+/* The kernel for a packed width nr (DC3_NR_SMALL_*, DC3_NR_* or DC3_NR_WIDE_*). */
 static dc3_kernel_f32 dc3_select_f32(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
-    if (dc3_use_avx2())
+    if (nr == DC3_NR_WIDE_F32 && dc3_use_avx512())
+        return dc3_kernel_f32_avx512;
+    if (nr != DC3_NR_WIDE_F32 && dc3_use_avx2())
         return nr == DC3_NR_SMALL_F32 ? dc3_kernel_f32_small_avx2 : dc3_kernel_f32_avx2;
 #endif
+    if (nr == DC3_NR_WIDE_F32)
+        return dc3_kernel_f32_wide_generic;
     return nr == DC3_NR_SMALL_F32 ? dc3_kernel_f32_small_generic : dc3_kernel_f32_generic;
 }
 
 static dc3_kernel_f64 dc3_select_f64(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
-    if (dc3_use_avx2())
+    if (nr == DC3_NR_WIDE_F64 && dc3_use_avx512())
+        return dc3_kernel_f64_avx512;
+    if (nr != DC3_NR_WIDE_F64 && dc3_use_avx2())
         return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_avx2 : dc3_kernel_f64_avx2;
 #endif
+    if (nr == DC3_NR_WIDE_F64)
+        return dc3_kernel_f64_wide_generic;
     return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_generic : dc3_kernel_f64_generic;
+}
+
+/* Whether the wide panels have a vector kernel here (else packing avoids them). */
+static int dc3_wide_available(void)
+{
+#if DC3_HAVE_X86_DISPATCH
+    return dc3_use_avx512();
+#else
+    return 0;
+#endif
 }
 
 static const char *dc3_kernel_name(void)
 {
 #if DC3_HAVE_X86_DISPATCH
+    if (dc3_use_avx512())
+        return "avx512f+avx2+fma";
     if (dc3_use_avx2())
         return "avx2+fma";
 #endif

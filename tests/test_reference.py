@@ -99,7 +99,9 @@ TILE_CASES = [
     (9, 2, 2, "valid", 1, (2, 3, 14), 4, 1),                  # in-place rows, partial block
     (2, (1, 1, 7), 1, "valid", (1, 1, 2), (1, 1, 2), 1, 3),   # kernel far wider than the input
     (7, 3, 1, "same", 1, (4, 4, 4), 3, 12),                   # batch of 12: whole batch tiles
-    (4, (2, 3, 3), (1, 2, 2), "same", 1, (3, 6, 6), 18, 2),   # 18 channels: copied, not looped
+    (4, (2, 3, 3), (1, 2, 2), "same", 1, (3, 6, 6), 18, 2),   # mixed strides
+    (32, 3, 2, "same", 1, (3, 4, 7), 5, 1),                   # wide panels where the CPU has them
+    (70, 2, 2, "valid", 1, (2, 3, 4), 6, 2),                  # several wide blocks, partial last
 ]
 
 
@@ -149,8 +151,14 @@ def test_random_configurations_match_reference(axes, padding, data_format, filte
     assert relative_error(actual, expected) <= TOLERANCE[dtype]
 
 
-def test_portable_micro_kernel_matches_reference(tmp_path):
-    """The plain-C micro-kernel (used where AVX2/FMA is missing) gives the same results."""
+@pytest.mark.parametrize("choice", ["generic", "avx2"])
+def test_other_micro_kernels_match_reference(tmp_path, choice):
+    """The kernels this CPU would not pick on its own give the same results.
+
+    DECONV3D_KERNEL=generic forces the plain-C kernels (used where AVX2/FMA is
+    missing), =avx2 the AVX2 ones without the wide AVX-512 panels.  Filter counts
+    cover the narrow, normal and wide panel widths of both dtypes.
+    """
     import os
     import subprocess
     import sys
@@ -159,18 +167,22 @@ def test_portable_micro_kernel_matches_reference(tmp_path):
         "from deconv3d import _core\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from reference import conv3d_transpose, relative_error\n"
-        "assert _core.micro_kernel == 'generic', _core.micro_kernel\n"
+        "assert 'avx512' not in _core.micro_kernel, _core.micro_kernel\n"
+        "assert sys.argv[2] != 'generic' or _core.micro_kernel == 'generic'\n"
         "rng = np.random.default_rng(5)\n"
         "for dtype in ('float32', 'float64'):\n"
-        "    for k, s, pad in ((3, 2, 'same'), (2, 2, 'valid'), (3, 1, 'valid')):\n"
-        "        layer = deconv3d.Conv3DTranspose(19, k, s, pad, dtype=dtype, activation='relu')\n"
-        "        x = rng.standard_normal((2, 3, 4, 5, 7)).astype(dtype)\n"
-        "        y = layer(x)\n"
-        "        ref = np.maximum(conv3d_transpose(x, layer.kernel, layer.bias, (s,) * 3, pad), 0)\n"
-        "        assert relative_error(y, ref) < 1e-5, (dtype, k, s, pad)\n"
+        "    for filters in (3, 19, 32, 64):\n"
+        "        for k, s, pad in ((3, 2, 'same'), (2, 2, 'valid'), (3, 1, 'valid')):\n"
+        "            layer = deconv3d.Conv3DTranspose(filters, k, s, pad, dtype=dtype,\n"
+        "                                             activation='relu')\n"
+        "            x = rng.standard_normal((2, 3, 4, 5, 7)).astype(dtype)\n"
+        "            y = layer(x)\n"
+        "            ref = np.maximum(conv3d_transpose(x, layer.kernel, layer.bias, (s,) * 3,\n"
+        "                                              pad), 0)\n"
+        "            assert relative_error(y, ref) < 1e-5, (dtype, filters, k, s, pad)\n"
         "print('ok')\n")
-    env = dict(os.environ, DECONV3D_KERNEL="generic")
-    result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
+    env = dict(os.environ, DECONV3D_KERNEL=choice)
+    result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__), choice],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
