@@ -34,10 +34,12 @@ import numpy as np
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
 
 cdef extern from "microkernels.h" nogil:
-    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float**,
-                                    const float*, float**, int, int) noexcept nogil
-    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double**,
-                                    const double*, double**, int, int) noexcept nogil
+    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float*,
+                                    const ptrdiff_t*, const float*, float**, int,
+                                    int) noexcept nogil
+    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double*,
+                                    const ptrdiff_t*, const double*, double**, int,
+                                    int) noexcept nogil
     int DC3_MR
     int DC3_NR_F32
     int DC3_NR_F64
@@ -383,7 +385,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
                      Py_ssize_t* woff, const floating** aptr, Py_ssize_t* ntaps,
-                     floating** vox, const floating** wptr, floating* scratch,
+                     floating** vox, floating* scratch,
                      floating** outp, unsigned int* tap_masks) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
@@ -408,6 +410,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef floating** vp
     cdef const floating** ptrs
     cdef const floating* block_bias
+    cdef const floating* block_weights
     # per axis and tap: which voxels of the tile it reaches (bit m for voxel m)
     cdef unsigned int* md = tap_masks
     cdef unsigned int* mh = tap_masks + mt
@@ -521,14 +524,12 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
         for j in range(g.blocks):
             full = g.F - j * nr >= nr
             block_bias = NULL if bias == NULL else bias + j * nr
+            block_weights = weights + phase_offset[phase] + j * phase_taps * C * nr
             for tile in range(n_tiles):
                 if first >= ntaps[tile] and group > 0:
                     continue
                 last = min(ntaps[tile], first + per_group)
                 vp = vox + tile * MR_
-                for k in range(first, last):
-                    wptr[k - first] = weights + phase_offset[phase] + j * phase_taps * C * nr \
-                        + woff[tile * g.max_taps + k]
                 for m in range(MR_):
                     if vp[m] != NULL and full:
                         outp[m] = vp[m] + j * nr
@@ -540,13 +541,17 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                     (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
                      kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
                         count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
-                        <const float**>wptr, <const float*>block_bias,
+                        <const float*>block_weights,
+                        <const ptrdiff_t*>(woff + tile * g.max_taps + first),
+                        <const float*>block_bias,
                         <float**>outp, group > 0, fuse_relu)
                 else:
                     (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
                      kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
                         count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
-                        <const double**>wptr, <const double*>block_bias,
+                        <const double*>block_weights,
+                        <const ptrdiff_t*>(woff + tile * g.max_taps + first),
+                        <const double*>block_bias,
                         <double**>outp, group > 0, fuse_relu)
 
     # 3. partial filter blocks out of the scratch tile, then non-fused activations
@@ -648,7 +653,6 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating** aptr = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef floating** vox = NULL
-    cdef const floating** wptr = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
     cdef unsigned int* tap_masks = NULL
@@ -661,13 +665,12 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         aptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
-        wptr = <const floating**>malloc(mtaps * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
         tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):
             if woff != NULL and aptr != NULL and ntaps != NULL and vox != NULL \
-                    and wptr != NULL and scratch != NULL and outp != NULL \
+                    and scratch != NULL and outp != NULL \
                     and tap_masks != NULL:
                 first_tile = work[item, 2]
                 for p in range(work[item, 0], work[item, 0] + work[item, 1]):
@@ -675,14 +678,13 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
                                    &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
-                                   first_tile, tiles, woff, aptr, ntaps, vox, wptr,
+                                   first_tile, tiles, woff, aptr, ntaps, vox,
                                    scratch, outp, tap_masks)
                 done[item] = 1
         free(woff)
         free(aptr)
         free(ntaps)
         free(vox)
-        free(wptr)
         free(scratch)
         free(outp)
         free(tap_masks)

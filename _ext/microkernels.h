@@ -1,11 +1,11 @@
 /* Register-blocked micro-kernels for deconv3d's core.
  *
  * One call computes a tile of MR output voxels x NR filters:
- *     out[m][f] = bias[f] + sum_u sum_c a[u * MR + m][c] * w[u][c * NR + f]
+ *     out[m][f] = bias[f] + sum_u sum_c a[u * MR + m][c] * w[woff[u] + c * NR + f]
  * a is an indirection table: for each tap u and voxel m, a pointer to the
  * channels that tap reads for that voxel, straight into the input array, or to a
- * row of zeros where the tap falls outside the input.  Nothing is copied.  w[u]
- * points at tap u's packed (channels x NR) weight panel.
+ * row of zeros where the tap falls outside the input.  Nothing is copied.  Tap
+ * u's packed (channels x NR) weight panel starts woff[u] values into w.
  * The accumulators stay in registers for the whole reduction over the taps given;
  * with `accumulate` set the tile starts from the values already in `out` instead of
  * the bias, so that a long reduction can be split into cache-sized blocks.
@@ -30,23 +30,24 @@
 #define DC3_NR_WIDE_F64 16
 
 typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
-                               const float **w, const float *bias,
+                               const float *w, const ptrdiff_t *woff, const float *bias,
                                float **out, int accumulate, int relu);
 typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
-                               const double **w, const double *bias,
+                               const double *w, const ptrdiff_t *woff, const double *bias,
                                double **out, int accumulate, int relu);
 
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
+                     int accumulate, int relu)                                            \
     {                                                                                    \
         T acc[DC3_MR][NR];                                                               \
         for (int m = 0; m < DC3_MR; m++)                                                 \
             for (int f = 0; f < NR; f++)                                                 \
                 acc[m][f] = accumulate ? out[m][f] : bias ? bias[f] : (T)0;              \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wu = w[u];                                                          \
+            const T *wu = w + woff[u];                                                   \
             const T **au = a + u * DC3_MR;                                               \
             for (ptrdiff_t c = 0; c < channels; c++) {                                   \
                 const T *wc = wu + c * NR;                                               \
@@ -84,7 +85,8 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 #define DC3_AVX2_KERNEL_WIDE(NAME, T, V, L, S, BCAST)                                     \
     __attribute__((target("avx2,fma")))                                                   \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
+                     int accumulate, int relu)                                            \
     {                                                                                    \
         V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
         V b1 = bias ? DC3_OP(loadu_, S)(bias + L) : DC3_OP(setzero_, S)();                \
@@ -99,7 +101,7 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
             c50 = DC3_OP(loadu_, S)(out[5]); c51 = DC3_OP(loadu_, S)(out[5] + L);         \
         }                                                                                \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w[u];                                                          \
+            const T *wc = w + woff[u];                                                   \
             const T **au = a + u * DC3_MR;                                               \
             const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
             const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
@@ -141,7 +143,8 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 #define DC3_AVX2_KERNEL_NARROW(NAME, T, V, L, S, BCAST)                                   \
     __attribute__((target("avx2,fma")))                                                   \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
+                     int accumulate, int relu)                                            \
     {                                                                                    \
         V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
         V c0 = b0, c1 = b0, c2 = b0, c3 = b0, c4 = b0, c5 = b0;                           \
@@ -151,7 +154,7 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
             c4 = DC3_OP(loadu_, S)(out[4]); c5 = DC3_OP(loadu_, S)(out[5]);               \
         }                                                                                \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w[u];                                                          \
+            const T *wc = w + woff[u];                                                   \
             const T **au = a + u * DC3_MR;                                               \
             const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
             const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
@@ -189,7 +192,8 @@ DC3_AVX2_KERNEL_NARROW(dc3_kernel_f64_small_avx2, double, __m256d, 4, pd, _mm256
 #define DC3_AVX512_KERNEL_WIDE(NAME, T, V, L, S, SET1)                                        \
     __attribute__((target("avx512f")))                                                    \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T **w, const T *bias, T **out, int accumulate, int relu)       \
+                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
+                     int accumulate, int relu)                                            \
     {                                                                                    \
         V c0[DC3_MR], c1[DC3_MR];                                                        \
         V b0 = bias ? DC3_Z(loadu_, S)(bias) : DC3_Z(setzero_, S)(); \
@@ -200,7 +204,7 @@ DC3_AVX2_KERNEL_NARROW(dc3_kernel_f64_small_avx2, double, __m256d, 4, pd, _mm256
             c1[m] = accumulate ? DC3_Z(loadu_, S)(out[m] + L) : b1;           \
         }                                                                                \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w[u];                                                          \
+            const T *wc = w + woff[u];                                                   \
             const T **au = a + u * DC3_MR;                                               \
             const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
             const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
