@@ -18,9 +18,12 @@ voxels usually share the taps that reach them), builds for each tile an
 indirection table (per tap and voxel, where in the input its channels are, or
 a row of zeros), and hands it to a register-blocked micro-kernel
 (`microkernels.h`) that keeps MR x NR sums in registers over all taps and
-channels.  The input is never copied.  Threads take whole work items (tile
-ranges), so no two ever write the same voxel: no atomics, no races, and the
-summation order of every output does not depend on the thread count.
+channels.  The input is never copied.  When the kernel equals the stride and
+nothing is cropped (the U-Net up-sampling layer), every input voxel owns its
+own block of outputs and `_disjoint_item` runs the whole layer as one matrix
+product written into strided output positions.  Threads take whole work items
+(tile ranges), so no two ever write the same voxel: no atomics, no races, and
+the summation order of every output does not depend on the thread count.
 """
 
 from cython.parallel cimport prange, parallel
@@ -571,6 +574,135 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         o[f] = <floating>_activate(o[f], act)
 
 
+cdef void _disjoint_item(const floating* x, const floating* weights, const floating* bias,
+                         floating* out, const floating* zeros, const Geometry* g,
+                         const Py_ssize_t* phase_offset, Py_ssize_t first_tile,
+                         Py_ssize_t n_tiles, const floating** aptr, floating* scratch,
+                         floating** outp) noexcept nogil:
+    """Tiles [first_tile, first_tile + n_tiles) when the kernel equals the stride.
+
+    With kernel == stride and nothing cropped, every phase has exactly one tap and
+    it reaches every input voxel: input voxel v writes its own block of stride^3
+    outputs, once per phase, from its C channels alone.  That is one matrix product,
+    (input voxels x C) times (C x phases * filters), written straight into strided
+    output positions: a tile is 6 consecutive input voxels (contiguous in memory,
+    read in place), and each phase and filter block reuses them from L1.
+    """
+    cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, F = g.F
+    cdef Py_ssize_t total = g.N * g.D * g.H * g.W
+    cdef Py_ssize_t tile, m, v, n, d, h, w, rd, rh, rw, p, j, f, ncols, phase_step
+    cdef Py_ssize_t obase[6]
+    cdef ptrdiff_t no_offset = 0
+    cdef Py_ssize_t n_taps = 1 if C > 0 else 0
+    cdef floating* o
+    cdef const floating* block_bias
+    cdef const floating* block_weights
+    cdef int relu = g.activation == ACT_RELU
+    cdef int act = g.activation if not relu else ACT_LINEAR
+    cdef bint full
+    v = first_tile * MR_
+    w = v % g.W
+    h = (v // g.W) % g.H
+    d = (v // (g.W * g.H)) % g.D
+    n = v // (g.W * g.H * g.D)
+    for tile in range(n_tiles):
+        for m in range(MR_):
+            if v >= total:
+                aptr[m] = zeros
+                obase[m] = -1
+                continue
+            aptr[m] = x + v * C
+            obase[m] = (((n * g.OD + d * g.sd) * g.OH + h * g.sh) * g.OW + w * g.sw) * F
+            v = v + 1
+            w = w + 1
+            if w == g.W:
+                w = 0
+                h = h + 1
+                if h == g.H:
+                    h = 0
+                    d = d + 1
+                    if d == g.D:
+                        d = 0
+                        n = n + 1
+        for rd in range(g.sd):
+            for rh in range(g.sh):
+                for rw in range(g.sw):
+                    p = (rd * g.sh + rh) * g.sw + rw
+                    phase_step = ((rd * g.OH + rh) * g.OW + rw) * F
+                    for j in range(g.blocks):
+                        ncols = min(nr, F - j * nr)
+                        full = ncols == nr
+                        block_bias = NULL if bias == NULL else bias + j * nr
+                        block_weights = weights + phase_offset[p] + j * C * nr
+                        for m in range(MR_):
+                            if obase[m] >= 0 and full:
+                                outp[m] = out + obase[m] + phase_step + j * nr
+                            else:
+                                outp[m] = scratch + m * nr
+                        if floating is float:
+                            (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
+                             kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
+                                n_taps, C, <const float**>aptr, <const float*>block_weights,
+                                &no_offset, <const float*>block_bias, <float**>outp, 0, relu)
+                        else:
+                            (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
+                             kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
+                                n_taps, C, <const double**>aptr, <const double*>block_weights,
+                                &no_offset, <const double*>block_bias, <double**>outp, 0,
+                                relu)
+                        if full and act == ACT_LINEAR:
+                            continue
+                        for m in range(MR_):
+                            if obase[m] < 0:
+                                continue
+                            o = out + obase[m] + phase_step + j * nr
+                            if not full:
+                                memcpy(o, scratch + m * nr, ncols * sizeof(floating))
+                            if act != ACT_LINEAR:
+                                for f in range(ncols):
+                                    o[f] = <floating>_activate(o[f], act)
+
+
+cdef _disjoint_taps(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
+                    const floating[::1] bias, floating[:, :, :, :, ::1] out,
+                    Geometry* g, int threads):
+    """conv3d_transpose when the kernel equals the stride (see `_disjoint_item`)."""
+    cdef Py_ssize_t total_tiles = (g.N * g.D * g.H * g.W + DC3_MR - 1) // DC3_MR
+    cdef Py_ssize_t chunk = max(1, min(64, total_tiles // (8 * threads)))
+    cdef Py_ssize_t n_items = (total_tiles + chunk - 1) // chunk, item
+    cdef const floating* xp = &x[0, 0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0, 0]
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bp = &bias[0]
+    cdef np_weights = kernel.weights
+    cdef const floating[::1] weights = np_weights
+    cdef Py_ssize_t[::1] phase_offset = kernel.phase_offset
+    cdef floating* zeros = <floating*>calloc(g.C + 1, sizeof(floating))
+    if zeros == NULL:
+        raise MemoryError()
+    cdef const floating** aptr = NULL
+    cdef floating* scratch = NULL
+    cdef floating** outp = NULL
+    cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
+    with nogil, parallel(num_threads=threads):
+        aptr = <const floating**>malloc(DC3_MR * sizeof(floating*))
+        scratch = <floating*>malloc(DC3_MR * g.nr * sizeof(floating))
+        outp = <floating**>malloc(DC3_MR * sizeof(floating*))
+        for item in prange(n_items, schedule="dynamic"):
+            if aptr != NULL and scratch != NULL and outp != NULL:
+                _disjoint_item(xp, &weights[0], bp, op, zeros, g, &phase_offset[0],
+                               item * chunk, min(chunk, total_tiles - item * chunk),
+                               aptr, scratch, outp)
+                done[item] = 1
+        free(aptr)
+        free(scratch)
+        free(outp)
+    free(zeros)
+    if n_items and min(done) == 0:
+        raise MemoryError("deconv3d: could not allocate per-thread work buffers")
+
+
 def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                      const floating[::1] bias, floating[:, :, :, :, ::1] out,
                      tuple crops, int activation=ACT_LINEAR, int num_threads=0):
@@ -592,6 +724,10 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     if g.N == 0 or g.OD == 0 or g.OH == 0 or g.OW == 0 or g.F == 0:
         return
     cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
+    if (kernel.kernel_size == kernel.strides and crops == (0, 0, 0)
+            and (g.OD, g.OH, g.OW) == (g.D * g.sd, g.H * g.sh, g.W * g.sw)):
+        _disjoint_taps(x, kernel, bias, out, &g, threads)
+        return
 
     # tiles per phase (a phase covers the output voxels of one stride residue)
     cdef Py_ssize_t smax = max(kernel.strides), p, rd, rh, rw, tiles, first_tile

@@ -63,9 +63,11 @@ def test_matches_reference(case, data_format, dtype):
     assert relative_error(actual, expected) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("kernel_size", [3, 2], ids=["overlapping", "kernel-is-stride"])
 @pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"softmax", "log_softmax"}))
-def test_fused_activations_match_reference(activation):
-    actual, expected = run_layer(np.random.default_rng(7), 5, 3, 2, "same", None, 1,
+def test_fused_activations_match_reference(activation, kernel_size):
+    padding = "same" if kernel_size == 3 else "valid"
+    actual, expected = run_layer(np.random.default_rng(7), 5, kernel_size, 2, padding, None, 1,
                                  "channels_last", (3, 4, 3), 4, 2, "float64",
                                  activation=activation)
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
@@ -102,6 +104,11 @@ TILE_CASES = [
     (4, (2, 3, 3), (1, 2, 2), "same", 1, (3, 6, 6), 18, 2),   # mixed strides
     (32, 3, 2, "same", 1, (3, 4, 7), 5, 1),                   # wide panels where the CPU has them
     (70, 2, 2, "valid", 1, (2, 3, 4), 6, 2),                  # several wide blocks, partial last
+    # kernel == stride, nothing cropped: one matrix product into strided outputs
+    (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3),  # per-axis, partial block
+    (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1),                 # 8 voxels: one full tile, one not
+    (4, 1, 1, "valid", (2, 1, 3), (2, 3, 4), 5, 2),           # 1x1x1 kernel, dilation moot
+    (6, 2, 2, "valid", 1, (1, 1, 1), 0, 2),                   # no input channels: bias only
 ]
 
 
