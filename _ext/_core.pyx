@@ -577,85 +577,89 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
 cdef void _disjoint_item(const floating* x, const floating* weights, const floating* bias,
                          floating* out, const floating* zeros, const Geometry* g,
                          const Py_ssize_t* phase_offset, Py_ssize_t first_tile,
-                         Py_ssize_t n_tiles, const floating** aptr, floating* scratch,
-                         floating** outp) noexcept nogil:
+                         Py_ssize_t n_tiles, const floating** aptr, Py_ssize_t* obase,
+                         floating* scratch, floating** outp) noexcept nogil:
     """Tiles [first_tile, first_tile + n_tiles) when the kernel equals the stride.
 
     With kernel == stride and nothing cropped, every phase has exactly one tap and
     it reaches every input voxel: input voxel v writes its own block of stride^3
     outputs, once per phase, from its C channels alone.  That is one matrix product,
     (input voxels x C) times (C x phases * filters), written straight into strided
-    output positions: a tile is 6 consecutive input voxels (contiguous in memory,
-    read in place), and each phase and filter block reuses them from L1.
+    output positions.  A tile is 6 consecutive input voxels (contiguous in memory,
+    read in place); the loops run phase and filter block outside, tiles inside, so
+    each (C x NR) weight panel is loaded once per item and reused by all its tiles.
     """
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, F = g.F
     cdef Py_ssize_t total = g.N * g.D * g.H * g.W
     cdef Py_ssize_t tile, m, v, n, d, h, w, rd, rh, rw, p, j, f, ncols, phase_step
-    cdef Py_ssize_t obase[6]
     cdef ptrdiff_t no_offset = 0
     cdef Py_ssize_t n_taps = 1 if C > 0 else 0
     cdef floating* o
+    cdef Py_ssize_t* ob
     cdef const floating* block_bias
     cdef const floating* block_weights
     cdef int relu = g.activation == ACT_RELU
     cdef int act = g.activation if not relu else ACT_LINEAR
     cdef bint full
+    # every tile's input rows and output block origins (-1: past the end)
     v = first_tile * MR_
     w = v % g.W
     h = (v // g.W) % g.H
     d = (v // (g.W * g.H)) % g.D
     n = v // (g.W * g.H * g.D)
-    for tile in range(n_tiles):
-        for m in range(MR_):
-            if v >= total:
-                aptr[m] = zeros
-                obase[m] = -1
-                continue
-            aptr[m] = x + v * C
-            obase[m] = (((n * g.OD + d * g.sd) * g.OH + h * g.sh) * g.OW + w * g.sw) * F
-            v = v + 1
-            w = w + 1
-            if w == g.W:
-                w = 0
-                h = h + 1
-                if h == g.H:
-                    h = 0
-                    d = d + 1
-                    if d == g.D:
-                        d = 0
-                        n = n + 1
-        for rd in range(g.sd):
-            for rh in range(g.sh):
-                for rw in range(g.sw):
-                    p = (rd * g.sh + rh) * g.sw + rw
-                    phase_step = ((rd * g.OH + rh) * g.OW + rw) * F
-                    for j in range(g.blocks):
-                        ncols = min(nr, F - j * nr)
-                        full = ncols == nr
-                        block_bias = NULL if bias == NULL else bias + j * nr
-                        block_weights = weights + phase_offset[p] + j * C * nr
+    for m in range(n_tiles * MR_):
+        if v >= total:
+            aptr[m] = zeros
+            obase[m] = -1
+            continue
+        aptr[m] = x + v * C
+        obase[m] = (((n * g.OD + d * g.sd) * g.OH + h * g.sh) * g.OW + w * g.sw) * F
+        v = v + 1
+        w = w + 1
+        if w == g.W:
+            w = 0
+            h = h + 1
+            if h == g.H:
+                h = 0
+                d = d + 1
+                if d == g.D:
+                    d = 0
+                    n = n + 1
+    for rd in range(g.sd):
+        for rh in range(g.sh):
+            for rw in range(g.sw):
+                p = (rd * g.sh + rh) * g.sw + rw
+                phase_step = ((rd * g.OH + rh) * g.OW + rw) * F
+                for j in range(g.blocks):
+                    ncols = min(nr, F - j * nr)
+                    full = ncols == nr
+                    block_bias = NULL if bias == NULL else bias + j * nr
+                    block_weights = weights + phase_offset[p] + j * C * nr
+                    for tile in range(n_tiles):
+                        ob = obase + tile * MR_
                         for m in range(MR_):
-                            if obase[m] >= 0 and full:
-                                outp[m] = out + obase[m] + phase_step + j * nr
+                            if ob[m] >= 0 and full:
+                                outp[m] = out + ob[m] + phase_step + j * nr
                             else:
                                 outp[m] = scratch + m * nr
                         if floating is float:
                             (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
                              kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
-                                n_taps, C, <const float**>aptr, <const float*>block_weights,
-                                &no_offset, <const float*>block_bias, <float**>outp, 0, relu)
+                                n_taps, C, <const float**>(aptr + tile * MR_),
+                                <const float*>block_weights, &no_offset,
+                                <const float*>block_bias, <float**>outp, 0, relu)
                         else:
                             (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
                              kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
-                                n_taps, C, <const double**>aptr, <const double*>block_weights,
-                                &no_offset, <const double*>block_bias, <double**>outp, 0,
-                                relu)
+                                n_taps, C, <const double**>(aptr + tile * MR_),
+                                <const double*>block_weights, &no_offset,
+                                <const double*>block_bias, <double**>outp, 0, relu)
                         if full and act == ACT_LINEAR:
                             continue
                         for m in range(MR_):
-                            if obase[m] < 0:
+                            if ob[m] < 0:
                                 continue
-                            o = out + obase[m] + phase_step + j * nr
+                            o = out + ob[m] + phase_step + j * nr
                             if not full:
                                 memcpy(o, scratch + m * nr, ncols * sizeof(floating))
                             if act != ACT_LINEAR:
@@ -668,7 +672,8 @@ cdef _disjoint_taps(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                     Geometry* g, int threads):
     """conv3d_transpose when the kernel equals the stride (see `_disjoint_item`)."""
     cdef Py_ssize_t total_tiles = (g.N * g.D * g.H * g.W + DC3_MR - 1) // DC3_MR
-    cdef Py_ssize_t chunk = max(1, min(64, total_tiles // (8 * threads)))
+    # items of up to 64 tiles (a weight panel serves them all), at least 16 per thread
+    cdef Py_ssize_t chunk = max(1, min(64, total_tiles // (16 * threads)))
     cdef Py_ssize_t n_items = (total_tiles + chunk - 1) // chunk, item
     cdef const floating* xp = &x[0, 0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0, 0]
@@ -682,20 +687,23 @@ cdef _disjoint_taps(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     if zeros == NULL:
         raise MemoryError()
     cdef const floating** aptr = NULL
+    cdef Py_ssize_t* obase = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
     cdef unsigned char[::1] done = np.zeros(n_items, dtype=np.uint8)
     with nogil, parallel(num_threads=threads):
-        aptr = <const floating**>malloc(DC3_MR * sizeof(floating*))
+        aptr = <const floating**>malloc(chunk * DC3_MR * sizeof(floating*))
+        obase = <Py_ssize_t*>malloc(chunk * DC3_MR * sizeof(Py_ssize_t))
         scratch = <floating*>malloc(DC3_MR * g.nr * sizeof(floating))
         outp = <floating**>malloc(DC3_MR * sizeof(floating*))
         for item in prange(n_items, schedule="dynamic"):
-            if aptr != NULL and scratch != NULL and outp != NULL:
+            if aptr != NULL and obase != NULL and scratch != NULL and outp != NULL:
                 _disjoint_item(xp, &weights[0], bp, op, zeros, g, &phase_offset[0],
                                item * chunk, min(chunk, total_tiles - item * chunk),
-                               aptr, scratch, outp)
+                               aptr, obase, scratch, outp)
                 done[item] = 1
         free(aptr)
+        free(obase)
         free(scratch)
         free(outp)
     free(zeros)
