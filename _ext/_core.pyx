@@ -220,7 +220,10 @@ def _phase_taps(Py_ssize_t ksize, Py_ssize_t stride, Py_ssize_t dilation):
     phases = []
     for r in range(stride):
         taps = [t for t in range(ksize) if (r - t * dilation) % stride == 0]
-        phases.append([(t, (r - t * dilation) // stride) for t in taps])
+        # by input offset: with dilation 1 a phase's taps then read consecutive input
+        # voxels in order, which lets the driver merge a row of them into one tap
+        phases.append(sorted(((t, (r - t * dilation) // stride) for t in taps),
+                             key=lambda pair: pair[1]))
     return phases
 
 
@@ -388,6 +391,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
                      Py_ssize_t* woff, const floating** aptr, Py_ssize_t* ntaps,
+                     Py_ssize_t* channels,
                      floating** vox, floating* scratch,
                      floating** outp, unsigned int* tap_masks) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
@@ -421,7 +425,11 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef unsigned int mask_dh, mask
     cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, input-grid d, h, w
     cdef Py_ssize_t base[6]        # per voxel: input offset of its grid point
-    cdef bint full
+    cdef bint full, merged
+    # w taps reading consecutive input voxels (always so with dilation 1)
+    cdef bint w_consecutive = True
+    for aw in range(1, tw_n):
+        w_consecutive = w_consecutive and dw[aw] == dw[aw - 1] + 1
     cdef int relu = g.activation == ACT_RELU, fuse_relu
     cdef int act = g.activation if not relu else ACT_LINEAR
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
@@ -483,9 +491,17 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                             qd = 0
                             n = n + 1
         count = 0
+        merged = False
         if C > 0:
-            if not _line_masks(md, mh, mw, td_n, th_n, tw_n, dd, dh, dw, nq, n_valid,
-                               g.batch_fastest, g.D, g.H, g.W):
+            if _line_masks(md, mh, mw, td_n, th_n, tw_n, dd, dh, dw, nq, n_valid,
+                           g.batch_fastest, g.D, g.H, g.W):
+                # every w tap reaching every voxel, over consecutive input voxels: the
+                # row of w taps is one tap over tw_n * C contiguous channels, its
+                # weight panels already back to back
+                merged = w_consecutive
+                for aw in range(tw_n):
+                    merged = merged and mw[aw] != 0
+            else:
                 _axis_masks(md, td_n, dd, nq, n_valid, 1, g.D)
                 _axis_masks(mh, th_n, dh, nq, n_valid, 2, g.H)
                 _axis_masks(mw, tw_n, dw, nq, n_valid, 3, g.W)
@@ -498,7 +514,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         continue
                     for aw in range(tw_n):
                         mask = mask_dh & mw[aw]
-                        if mask == 0:
+                        if mask == 0 or (merged and aw > 0):
                             continue
                         u = (ad * th_n + ah) * tw_n + aw
                         woff[tile * g.max_taps + count] = u * C * nr
@@ -511,24 +527,26 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                                 ptrs[m] = zeros
                         count = count + 1
         ntaps[tile] = count
+        channels[tile] = C * tw_n if merged else C
 
     # 2. The reduction over taps runs in groups of about KC values, and for each group
     #    filter block by filter block over every tile: a group's input stays in L2 and a
     #    block's weights in L1 while every tile of the item uses them.  Voxels past the
     #    end and filters past F go to a zeroed scratch tile.
-    per_group = max(1, g.kc // max(C, 1))
     groups = 1
     for tile in range(n_tiles):
+        per_group = max(1, g.kc // max(channels[tile], 1))
         groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
     for k in range(n_tiles * MR_ * nr):
         scratch[k] = 0
     for group in range(groups):
-        first = group * per_group
         for j in range(g.blocks):
             full = g.F - j * nr >= nr
             block_bias = NULL if bias == NULL else bias + j * nr
             block_weights = weights + phase_offset[phase] + j * phase_taps * C * nr
             for tile in range(n_tiles):
+                per_group = max(1, g.kc // max(channels[tile], 1))
+                first = group * per_group
                 if first >= ntaps[tile] and group > 0:
                     continue
                 last = min(ntaps[tile], first + per_group)
@@ -543,7 +561,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                 if floating is float:
                     (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
                      kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
-                        count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
+                        count, channels[tile], <const float**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const float*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const float*>block_bias,
@@ -551,7 +569,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                 else:
                     (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
                      kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
-                        count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
+                        count, channels[tile], <const double**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const double*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const double*>block_bias,
@@ -796,6 +814,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef Py_ssize_t* woff = NULL
     cdef const floating** aptr = NULL
     cdef Py_ssize_t* ntaps = NULL
+    cdef Py_ssize_t* channels = NULL
     cdef floating** vox = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
@@ -808,12 +827,14 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         woff = <Py_ssize_t*>malloc(ct * mtaps * sizeof(Py_ssize_t))
         aptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
+        channels = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
         tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):
-            if woff != NULL and aptr != NULL and ntaps != NULL and vox != NULL \
+            if woff != NULL and aptr != NULL and ntaps != NULL and channels != NULL \
+                    and vox != NULL \
                     and scratch != NULL and outp != NULL \
                     and tap_masks != NULL:
                 first_tile = work[item, 2]
@@ -822,12 +843,13 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
                                    &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
-                                   first_tile, tiles, woff, aptr, ntaps, vox,
+                                   first_tile, tiles, woff, aptr, ntaps, channels, vox,
                                    scratch, outp, tap_masks)
                 done[item] = 1
         free(woff)
         free(aptr)
         free(ntaps)
+        free(channels)
         free(vox)
         free(scratch)
         free(outp)

@@ -104,6 +104,9 @@ TILE_CASES = [
     (4, (2, 3, 3), (1, 2, 2), "same", 1, (3, 6, 6), 18, 2),   # mixed strides
     (32, 3, 2, "same", 1, (3, 4, 7), 5, 1),                   # wide panels where the CPU has them
     (70, 2, 2, "valid", 1, (2, 3, 4), 6, 2),                  # several wide blocks, partial last
+    (5, 3, 1, "same", 1, (2, 3, 20), 4, 1),                   # long rows: w taps merged
+    (3, 4, 2, "same", 1, (2, 2, 16), 3, 1),                   # merged, two taps per phase
+    (6, (2, 2, 3), 1, "valid", 1, (2, 2, 2), 9, 13),          # merged along the batch
     # kernel == stride, nothing cropped: one matrix product into strided outputs
     (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3),  # per-axis, partial block
     (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1),                 # 8 voxels: one full tile, one not
