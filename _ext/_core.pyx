@@ -412,7 +412,8 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
     cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
     cdef Py_ssize_t tile, m, v, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols, first, last
-    cdef Py_ssize_t count, group, groups, per_group, n_valid, tap_offset
+    cdef Py_ssize_t count, group, groups, per_group, plain_group, merged_group
+    cdef Py_ssize_t n_valid, tap_offset
     cdef floating* o
     cdef floating** vp
     cdef const floating** ptrs
@@ -533,9 +534,12 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     #    filter block by filter block over every tile: a group's input stays in L2 and a
     #    block's weights in L1 while every tile of the item uses them.  Voxels past the
     #    end and filters past F go to a zeroed scratch tile.
+    # taps per group: a tile's taps have C channels each, or tw_n * C once merged
+    plain_group = max(1, g.kc // max(C, 1))
+    merged_group = max(1, g.kc // max(C * tw_n, 1))
     groups = 1
     for tile in range(n_tiles):
-        per_group = max(1, g.kc // max(channels[tile], 1))
+        per_group = plain_group if channels[tile] == C else merged_group
         groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
     for k in range(n_tiles * MR_ * nr):
         scratch[k] = 0
@@ -545,7 +549,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
             block_bias = NULL if bias == NULL else bias + j * nr
             block_weights = weights + phase_offset[phase] + j * phase_taps * C * nr
             for tile in range(n_tiles):
-                per_group = max(1, g.kc // max(channels[tile], 1))
+                per_group = plain_group if channels[tile] == C else merged_group
                 first = group * per_group
                 if first >= ntaps[tile] and group > 0:
                     continue
