@@ -9,6 +9,7 @@ openmp_enabled: bool
 openmp_version: int
 micro_kernel: str
 MR: int
+ALL_PHASES_MAX_KERNEL_BYTES: int
 
 def default_thread_count() -> int: ...
 
