@@ -107,6 +107,8 @@ TILE_CASES = [
     (5, 3, 1, "same", 1, (2, 3, 20), 4, 1),                   # long rows: w taps merged
     (3, 4, 2, "same", 1, (2, 2, 16), 3, 1),                   # merged, two taps per phase
     (6, (2, 2, 3), 1, "valid", 1, (2, 2, 2), 9, 13),          # merged along the batch
+    (4, 3, 1, "same", (1, 1, 2), (2, 5, 9), 6, 1),            # row interiors, borders by column
+    (8, 3, 1, "valid", 1, (1, 3, 40), 4, 1),                  # long interiors, a thin last band
     # kernel == stride, nothing cropped: one matrix product into strided outputs
     (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3),  # per-axis, partial block
     (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1),                 # 8 voxels: one full tile, one not
