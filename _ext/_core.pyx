@@ -67,6 +67,11 @@ openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
 micro_kernel = dc3_kernel_name().decode()
 MR = DC3_MR
+# the tile size, as a compile-time constant for the driver's fixed-size arrays
+cdef enum:
+    TILE_VOXELS = 12
+if TILE_VOXELS != DC3_MR:
+    raise ImportError("deconv3d._core was built with mismatched tile sizes")
 
 
 def default_thread_count():
@@ -394,7 +399,7 @@ cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
 
     Voxels [lo, lo + 6k) of a row are interior (every w tap reaches the input for
     them) and form k whole tiles; the r others (the row's borders and remainder) are
-    taken column by column across a band of 6 rows, so that a tile of them shares
+    taken column by column across a band of MR rows, so that a tile of them shares
     one set of w taps instead of mixing a row's two ends.
     """
     cdef Py_ssize_t first = 0, end = nqw
@@ -407,7 +412,7 @@ cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
 
 
 cdef inline Py_ssize_t _w_line_tiles(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t r) noexcept nogil:
-    """Tiles of a phase in the w_lines order: bands of 6 rows, k tiles per row and r
+    """Tiles of a phase in the w_lines order: bands of MR rows, k tiles per row and r
     column tiles per band (a last, thinner band has partial column tiles)."""
     cdef Py_ssize_t last_band = rows % DC3_MR
     return (rows // DC3_MR) * (DC3_MR * k + r) + (last_band * k + r if last_band else 0)
@@ -475,8 +480,8 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef unsigned int* mh = tap_masks + mt
     cdef unsigned int* mw = tap_masks + 2 * mt
     cdef unsigned int mask_dh, mask
-    cdef Py_ssize_t nq[6][4]       # per voxel of the tile: n, input-grid d, h, w
-    cdef Py_ssize_t base[6]        # per voxel: input offset of its grid point
+    cdef Py_ssize_t nq[TILE_VOXELS][4]   # per voxel of the tile: n, input-grid d, h, w
+    cdef Py_ssize_t base[TILE_VOXELS]    # per voxel: input offset of its grid point
     cdef bint full, merged
     # w taps reading consecutive input voxels (always so with dilation 1)
     cdef bint w_consecutive = True
@@ -668,7 +673,7 @@ cdef void _disjoint_item(const floating* x, const floating* weights, const float
     it reaches every input voxel: input voxel v writes its own block of stride^3
     outputs, once per phase, from its C channels alone.  That is one matrix product,
     (input voxels x C) times (C x phases * filters), written straight into strided
-    output positions.  A tile is 6 consecutive input voxels (contiguous in memory,
+    output positions.  A tile is MR consecutive input voxels (contiguous in memory,
     read in place); the loops run phase and filter block outside, tiles inside, so
     each (C x NR) weight panel is loaded once per item and reused by all its tiles.
     """

@@ -10,8 +10,11 @@
  * with `accumulate` set the tile starts from the values already in `out` instead of
  * the bias, so that a long reduction can be split into cache-sized blocks.
  *
- * Three widths per dtype: NR = two AVX2 vectors; one vector for layers with few
- * filters (no wasted columns); and two AVX-512 vectors where the CPU has them.
+ * Three widths per dtype: NR = one AVX2 vector for layers with few filters (no
+ * wasted columns), two AVX2 vectors or one AVX-512 vector, and two AVX-512 vectors
+ * where the CPU has them.  A tile is MR = 12 voxels: with AVX-512 all 12 sit in
+ * registers at once (24 of the 32 zmm), so every weight vector loaded feeds twelve
+ * multiply-adds; the two-vector AVX2 kernel takes them as two passes of 6.
  * The AVX2+FMA and AVX-512 versions are compiled for those targets only and chosen
  * at run time, so the extension itself keeps the compiler's portable baseline (no
  * -march=native).
@@ -21,7 +24,7 @@
 
 #include <stddef.h>
 
-#define DC3_MR 6
+#define DC3_MR 12
 #define DC3_NR_F32 16
 #define DC3_NR_F64 8
 #define DC3_NR_SMALL_F32 8
@@ -76,171 +79,98 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 #define DC3_HAVE_X86_DISPATCH 1
 #include <immintrin.h>
 
-/* The AVX2 kernels, written once for both dtypes: V is the vector type, L the
- * lanes per vector, and the suffix S picks the _ps or _pd intrinsics. */
-#define DC3_CAT3(a, b, c) a##b##c
-#define DC3_OP(op, S) DC3_CAT3(_mm256_, op, S)
-
-/* MR x 2 vectors: 12 accumulators, 2 registers of weights, 1 broadcast. */
-#define DC3_AVX2_KERNEL_WIDE(NAME, T, V, L, S, BCAST)                                     \
-    __attribute__((target("avx2,fma")))                                                   \
+/* One vector kernel, written once for every ISA, dtype and width: TARGET is the
+ * target attribute, V the vector type, L its lanes, NV the vectors per row of the
+ * tile (NR = NV * L), ROWS the voxels whose sums stay in registers together, and the
+ * remaining arguments the intrinsics.  The MR voxels of a tile run in MR / ROWS
+ * passes: ROWS * NV accumulators, NV weight vectors and one broadcast must fit the
+ * register file (16 ymm for AVX2, 32 zmm for AVX-512).  Each pass reads the weights
+ * once, so fewer, fuller passes mean fewer weight loads per multiply-add. */
+#define DC3_SIMD_KERNEL(NAME, TARGET, T, V, L, NV, ROWS, LOADU, STOREU, SETZERO, SET1,    \
+                        FMADD, RELU)                                                      \
+    __attribute__((target(TARGET)))                                                      \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
                      int accumulate, int relu)                                            \
     {                                                                                    \
-        V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
-        V b1 = bias ? DC3_OP(loadu_, S)(bias + L) : DC3_OP(setzero_, S)();                \
-        V c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;                     \
-        V c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;                     \
-        if (accumulate) {                                                                \
-            c00 = DC3_OP(loadu_, S)(out[0]); c01 = DC3_OP(loadu_, S)(out[0] + L);         \
-            c10 = DC3_OP(loadu_, S)(out[1]); c11 = DC3_OP(loadu_, S)(out[1] + L);         \
-            c20 = DC3_OP(loadu_, S)(out[2]); c21 = DC3_OP(loadu_, S)(out[2] + L);         \
-            c30 = DC3_OP(loadu_, S)(out[3]); c31 = DC3_OP(loadu_, S)(out[3] + L);         \
-            c40 = DC3_OP(loadu_, S)(out[4]); c41 = DC3_OP(loadu_, S)(out[4] + L);         \
-            c50 = DC3_OP(loadu_, S)(out[5]); c51 = DC3_OP(loadu_, S)(out[5] + L);         \
-        }                                                                                \
-        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w + woff[u];                                                   \
-            const T **au = a + u * DC3_MR;                                               \
-            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
-            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
-            for (ptrdiff_t c = 0; c < channels; c++, wc += 2 * L) {                      \
-                V w0 = DC3_OP(loadu_, S)(wc), w1 = DC3_OP(loadu_, S)(wc + L), t;         \
-                t = BCAST(a0 + c);                                                       \
-                c00 = DC3_OP(fmadd_, S)(t, w0, c00); c01 = DC3_OP(fmadd_, S)(t, w1, c01); \
-                t = BCAST(a1 + c);                                                       \
-                c10 = DC3_OP(fmadd_, S)(t, w0, c10); c11 = DC3_OP(fmadd_, S)(t, w1, c11); \
-                t = BCAST(a2 + c);                                                       \
-                c20 = DC3_OP(fmadd_, S)(t, w0, c20); c21 = DC3_OP(fmadd_, S)(t, w1, c21); \
-                t = BCAST(a3 + c);                                                       \
-                c30 = DC3_OP(fmadd_, S)(t, w0, c30); c31 = DC3_OP(fmadd_, S)(t, w1, c31); \
-                t = BCAST(a4 + c);                                                       \
-                c40 = DC3_OP(fmadd_, S)(t, w0, c40); c41 = DC3_OP(fmadd_, S)(t, w1, c41); \
-                t = BCAST(a5 + c);                                                       \
-                c50 = DC3_OP(fmadd_, S)(t, w0, c50); c51 = DC3_OP(fmadd_, S)(t, w1, c51); \
+        for (int first = 0; first < DC3_MR; first += ROWS) {                             \
+            V acc[ROWS][NV], b[NV];                                                      \
+            T **o = out + first;                                                         \
+            _Pragma("GCC unroll 4")                                                      \
+            for (int v = 0; v < NV; v++)                                                 \
+                b[v] = bias ? LOADU(bias + v * L) : SETZERO();                           \
+            _Pragma("GCC unroll 16")                                                     \
+            for (int m = 0; m < ROWS; m++) {                                             \
+                _Pragma("GCC unroll 4")                                                  \
+                for (int v = 0; v < NV; v++)                                             \
+                    acc[m][v] = accumulate ? LOADU(o[m] + v * L) : b[v];                 \
             }                                                                            \
-        }                                                                                \
-        if (relu) {                                                                      \
-            /* a blend on v < 0 keeps NaN (max(v, 0) would drop it), like Keras */       \
-            V z = DC3_OP(setzero_, S)();                                                 \
-            c00 = DC3_RELU(S, c00, z); c01 = DC3_RELU(S, c01, z);                        \
-            c10 = DC3_RELU(S, c10, z); c11 = DC3_RELU(S, c11, z);                        \
-            c20 = DC3_RELU(S, c20, z); c21 = DC3_RELU(S, c21, z);                        \
-            c30 = DC3_RELU(S, c30, z); c31 = DC3_RELU(S, c31, z);                        \
-            c40 = DC3_RELU(S, c40, z); c41 = DC3_RELU(S, c41, z);                        \
-            c50 = DC3_RELU(S, c50, z); c51 = DC3_RELU(S, c51, z);                        \
-        }                                                                                \
-        DC3_OP(storeu_, S)(out[0], c00); DC3_OP(storeu_, S)(out[0] + L, c01);             \
-        DC3_OP(storeu_, S)(out[1], c10); DC3_OP(storeu_, S)(out[1] + L, c11);             \
-        DC3_OP(storeu_, S)(out[2], c20); DC3_OP(storeu_, S)(out[2] + L, c21);             \
-        DC3_OP(storeu_, S)(out[3], c30); DC3_OP(storeu_, S)(out[3] + L, c31);             \
-        DC3_OP(storeu_, S)(out[4], c40); DC3_OP(storeu_, S)(out[4] + L, c41);             \
-        DC3_OP(storeu_, S)(out[5], c50); DC3_OP(storeu_, S)(out[5] + L, c51);             \
-    }
-
-/* MR x 1 vector, for layers with at most L filters. */
-#define DC3_AVX2_KERNEL_NARROW(NAME, T, V, L, S, BCAST)                                   \
-    __attribute__((target("avx2,fma")))                                                   \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
-                     int accumulate, int relu)                                            \
-    {                                                                                    \
-        V b0 = bias ? DC3_OP(loadu_, S)(bias) : DC3_OP(setzero_, S)();                    \
-        V c0 = b0, c1 = b0, c2 = b0, c3 = b0, c4 = b0, c5 = b0;                           \
-        if (accumulate) {                                                                \
-            c0 = DC3_OP(loadu_, S)(out[0]); c1 = DC3_OP(loadu_, S)(out[1]);               \
-            c2 = DC3_OP(loadu_, S)(out[2]); c3 = DC3_OP(loadu_, S)(out[3]);               \
-            c4 = DC3_OP(loadu_, S)(out[4]); c5 = DC3_OP(loadu_, S)(out[5]);               \
-        }                                                                                \
-        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w + woff[u];                                                   \
-            const T **au = a + u * DC3_MR;                                               \
-            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
-            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
-            for (ptrdiff_t c = 0; c < channels; c++, wc += L) {                          \
-                V w0 = DC3_OP(loadu_, S)(wc);                                            \
-                c0 = DC3_OP(fmadd_, S)(BCAST(a0 + c), w0, c0);                           \
-                c1 = DC3_OP(fmadd_, S)(BCAST(a1 + c), w0, c1);                           \
-                c2 = DC3_OP(fmadd_, S)(BCAST(a2 + c), w0, c2);                           \
-                c3 = DC3_OP(fmadd_, S)(BCAST(a3 + c), w0, c3);                           \
-                c4 = DC3_OP(fmadd_, S)(BCAST(a4 + c), w0, c4);                           \
-                c5 = DC3_OP(fmadd_, S)(BCAST(a5 + c), w0, c5);                           \
+            for (ptrdiff_t u = 0; u < ntaps; u++) {                                      \
+                const T *wc = w + woff[u];                                               \
+                const T *const *au = a + u * DC3_MR + first;                             \
+                const T *ap[ROWS];                                                       \
+                _Pragma("GCC unroll 16")                                                 \
+                for (int m = 0; m < ROWS; m++)                                           \
+                    ap[m] = au[m];                                                       \
+                for (ptrdiff_t c = 0; c < channels; c++, wc += NV * L) {                 \
+                    V wv[NV];                                                            \
+                    _Pragma("GCC unroll 4")                                              \
+                    for (int v = 0; v < NV; v++)                                         \
+                        wv[v] = LOADU(wc + v * L);                                       \
+                    _Pragma("GCC unroll 16")                                             \
+                    for (int m = 0; m < ROWS; m++) {                                     \
+                        V t = SET1(ap[m][c]);                                            \
+                        _Pragma("GCC unroll 4")                                          \
+                        for (int v = 0; v < NV; v++)                                     \
+                            acc[m][v] = FMADD(t, wv[v], acc[m][v]);                      \
+                    }                                                                    \
+                }                                                                        \
             }                                                                            \
-        }                                                                                \
-        if (relu) {                                                                      \
-            V z = DC3_OP(setzero_, S)();                                                 \
-            c0 = DC3_RELU(S, c0, z); c1 = DC3_RELU(S, c1, z); c2 = DC3_RELU(S, c2, z);   \
-            c3 = DC3_RELU(S, c3, z); c4 = DC3_RELU(S, c4, z); c5 = DC3_RELU(S, c5, z);   \
-        }                                                                                \
-        DC3_OP(storeu_, S)(out[0], c0); DC3_OP(storeu_, S)(out[1], c1);                   \
-        DC3_OP(storeu_, S)(out[2], c2); DC3_OP(storeu_, S)(out[3], c3);                   \
-        DC3_OP(storeu_, S)(out[4], c4); DC3_OP(storeu_, S)(out[5], c5);                   \
-    }
-
-#define DC3_RELU(S, v, z) DC3_OP(blendv_, S)(v, z, DC3_OP(cmp_, S)(v, z, _CMP_LT_OQ))
-
-DC3_AVX2_KERNEL_WIDE(dc3_kernel_f32_avx2, float, __m256, 8, ps, _mm256_broadcast_ss)
-DC3_AVX2_KERNEL_WIDE(dc3_kernel_f64_avx2, double, __m256d, 4, pd, _mm256_broadcast_sd)
-DC3_AVX2_KERNEL_NARROW(dc3_kernel_f32_small_avx2, float, __m256, 8, ps, _mm256_broadcast_ss)
-DC3_AVX2_KERNEL_NARROW(dc3_kernel_f64_small_avx2, double, __m256d, 4, pd, _mm256_broadcast_sd)
-
-/* MR x 2 zmm vectors (AVX-512F): the same shape twice as wide, so each voxel's input
- * is read once for 32 floats' (16 doubles') worth of filters and every load feeds
- * twice the arithmetic. */
-#define DC3_Z(op, S) DC3_CAT3(_mm512_, op, S)
-#define DC3_AVX512_KERNEL_WIDE(NAME, T, V, L, S, SET1)                                        \
-    __attribute__((target("avx512f")))                                                    \
-    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
-                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
-                     int accumulate, int relu)                                            \
-    {                                                                                    \
-        V c0[DC3_MR], c1[DC3_MR];                                                        \
-        V b0 = bias ? DC3_Z(loadu_, S)(bias) : DC3_Z(setzero_, S)(); \
-        V b1 = bias ? DC3_Z(loadu_, S)(bias + L) : DC3_Z(setzero_, S)(); \
-        _Pragma("GCC unroll 6")                                                          \
-        for (int m = 0; m < DC3_MR; m++) {                                               \
-            c0[m] = accumulate ? DC3_Z(loadu_, S)(out[m]) : b0;               \
-            c1[m] = accumulate ? DC3_Z(loadu_, S)(out[m] + L) : b1;           \
-        }                                                                                \
-        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
-            const T *wc = w + woff[u];                                                   \
-            const T **au = a + u * DC3_MR;                                               \
-            const T *a0 = au[0], *a1 = au[1], *a2 = au[2];                               \
-            const T *a3 = au[3], *a4 = au[4], *a5 = au[5];                               \
-            for (ptrdiff_t c = 0; c < channels; c++, wc += 2 * L) {                      \
-                V w0 = DC3_Z(loadu_, S)(wc), w1 = DC3_Z(loadu_, S)(wc + L), t; \
-                t = SET1(a0[c]); c0[0] = DC3_Z(fmadd_, S)(t, w0, c0[0]);          \
-                c1[0] = DC3_Z(fmadd_, S)(t, w1, c1[0]);                           \
-                t = SET1(a1[c]); c0[1] = DC3_Z(fmadd_, S)(t, w0, c0[1]);          \
-                c1[1] = DC3_Z(fmadd_, S)(t, w1, c1[1]);                           \
-                t = SET1(a2[c]); c0[2] = DC3_Z(fmadd_, S)(t, w0, c0[2]);          \
-                c1[2] = DC3_Z(fmadd_, S)(t, w1, c1[2]);                           \
-                t = SET1(a3[c]); c0[3] = DC3_Z(fmadd_, S)(t, w0, c0[3]);          \
-                c1[3] = DC3_Z(fmadd_, S)(t, w1, c1[3]);                           \
-                t = SET1(a4[c]); c0[4] = DC3_Z(fmadd_, S)(t, w0, c0[4]);          \
-                c1[4] = DC3_Z(fmadd_, S)(t, w1, c1[4]);                           \
-                t = SET1(a5[c]); c0[5] = DC3_Z(fmadd_, S)(t, w0, c0[5]);          \
-                c1[5] = DC3_Z(fmadd_, S)(t, w1, c1[5]);                           \
+            _Pragma("GCC unroll 16")                                                     \
+            for (int m = 0; m < ROWS; m++) {                                             \
+                _Pragma("GCC unroll 4")                                                  \
+                for (int v = 0; v < NV; v++) {                                           \
+                    V s = acc[m][v];                                                     \
+                    /* zero where s < 0; NaN compares false and stays, like Keras */     \
+                    if (relu)                                                            \
+                        s = RELU(s, SETZERO());                                          \
+                    STOREU(o[m] + v * L, s);                                             \
+                }                                                                        \
             }                                                                            \
-        }                                                                                \
-        _Pragma("GCC unroll 6")                                                          \
-        for (int m = 0; m < DC3_MR; m++) {                                               \
-            if (relu) {                                                                  \
-                /* zero where v < 0; NaN compares false and stays, like Keras */         \
-                V z = DC3_Z(setzero_, S)();                                  \
-                c0[m] = DC3_Z(mask_mov_, S)(c0[m],                           \
-                    DC3_CAT3(_mm512_cmp_, S, _mask)(c0[m], z, _CMP_LT_OQ), z);           \
-                c1[m] = DC3_Z(mask_mov_, S)(c1[m],                           \
-                    DC3_CAT3(_mm512_cmp_, S, _mask)(c1[m], z, _CMP_LT_OQ), z);           \
-            }                                                                            \
-            DC3_Z(storeu_, S)(out[m], c0[m]);                                \
-            DC3_Z(storeu_, S)(out[m] + L, c1[m]);                            \
         }                                                                                \
     }
 
-DC3_AVX512_KERNEL_WIDE(dc3_kernel_f32_avx512, float, __m512, 16, ps, _mm512_set1_ps)
-DC3_AVX512_KERNEL_WIDE(dc3_kernel_f64_avx512, double, __m512d, 8, pd, _mm512_set1_pd)
+#define DC3_RELU_PS(v, z) _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ))
+#define DC3_RELU_PD(v, z) _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, z, _CMP_LT_OQ))
+#define DC3_RELU_PS512(v, z) _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LT_OQ), z)
+#define DC3_RELU_PD512(v, z) _mm512_mask_mov_pd(v, _mm512_cmp_pd_mask(v, z, _CMP_LT_OQ), z)
+
+#define DC3_AVX2_PS "avx2,fma", float, __m256, 8
+#define DC3_AVX2_PS_OPS _mm256_loadu_ps, _mm256_storeu_ps, _mm256_setzero_ps,               \
+                        _mm256_set1_ps, _mm256_fmadd_ps, DC3_RELU_PS
+#define DC3_AVX2_PD "avx2,fma", double, __m256d, 4
+#define DC3_AVX2_PD_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_setzero_pd,               \
+                        _mm256_set1_pd, _mm256_fmadd_pd, DC3_RELU_PD
+#define DC3_AVX512_PS "avx512f", float, __m512, 16
+#define DC3_AVX512_PS_OPS _mm512_loadu_ps, _mm512_storeu_ps, _mm512_setzero_ps,             \
+                          _mm512_set1_ps, _mm512_fmadd_ps, DC3_RELU_PS512
+#define DC3_AVX512_PD "avx512f", double, __m512d, 8
+#define DC3_AVX512_PD_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_setzero_pd,             \
+                          _mm512_set1_pd, _mm512_fmadd_pd, DC3_RELU_PD512
+#define DC3_KERNEL(...) DC3_SIMD_KERNEL(__VA_ARGS__)
+
+/* AVX2+FMA: two ymm per row in two passes of 6 rows (12 accumulators), or one ymm
+ * per row for all 12 rows at once (the narrow panels of layers with few filters). */
+DC3_KERNEL(dc3_kernel_f32_avx2, DC3_AVX2_PS, 2, 6, DC3_AVX2_PS_OPS)
+DC3_KERNEL(dc3_kernel_f64_avx2, DC3_AVX2_PD, 2, 6, DC3_AVX2_PD_OPS)
+DC3_KERNEL(dc3_kernel_f32_small_avx2, DC3_AVX2_PS, 1, 12, DC3_AVX2_PS_OPS)
+DC3_KERNEL(dc3_kernel_f64_small_avx2, DC3_AVX2_PD, 1, 12, DC3_AVX2_PD_OPS)
+/* AVX-512F: all 12 rows in one pass, two zmm per row (24 accumulators: each broadcast
+ * feeds two multiply-adds and each weight vector twelve) or one zmm per row. */
+DC3_KERNEL(dc3_kernel_f32_avx512, DC3_AVX512_PS, 2, 12, DC3_AVX512_PS_OPS)
+DC3_KERNEL(dc3_kernel_f64_avx512, DC3_AVX512_PD, 2, 12, DC3_AVX512_PD_OPS)
+DC3_KERNEL(dc3_kernel_f32_normal_avx512, DC3_AVX512_PS, 1, 12, DC3_AVX512_PS_OPS)
+DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS)
 
 static int dc3_cpu_has_avx512(void)
 {
@@ -285,8 +215,8 @@ static int dc3_use_avx512(void)
 static dc3_kernel_f32 dc3_select_f32(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
-    if (nr == DC3_NR_WIDE_F32 && dc3_use_avx512())
-        return dc3_kernel_f32_avx512;
+    if (dc3_use_avx512() && nr != DC3_NR_SMALL_F32)
+        return nr == DC3_NR_WIDE_F32 ? dc3_kernel_f32_avx512 : dc3_kernel_f32_normal_avx512;
     if (nr != DC3_NR_WIDE_F32 && dc3_use_avx2())
         return nr == DC3_NR_SMALL_F32 ? dc3_kernel_f32_small_avx2 : dc3_kernel_f32_avx2;
 #endif
@@ -298,8 +228,8 @@ static dc3_kernel_f32 dc3_select_f32(int nr)
 static dc3_kernel_f64 dc3_select_f64(int nr)
 {
 #if DC3_HAVE_X86_DISPATCH
-    if (nr == DC3_NR_WIDE_F64 && dc3_use_avx512())
-        return dc3_kernel_f64_avx512;
+    if (dc3_use_avx512() && nr != DC3_NR_SMALL_F64)
+        return nr == DC3_NR_WIDE_F64 ? dc3_kernel_f64_avx512 : dc3_kernel_f64_normal_avx512;
     if (nr != DC3_NR_WIDE_F64 && dc3_use_avx2())
         return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_avx2 : dc3_kernel_f64_avx2;
 #endif
