@@ -247,6 +247,19 @@ def _panel_width(filters, small, normal, wide):
     return normal
 
 
+def _aligned_copy(values):
+    """A copy of a 1-D array starting on a 64-byte boundary.
+
+    The micro-kernels load whole cache lines of weights; NumPy aligns its buffers to
+    16 bytes only, and a vector load across two cache lines costs two.
+    """
+    raw = np.empty(values.nbytes + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    aligned = raw[start:start + values.nbytes].view(values.dtype)
+    aligned[:] = values
+    return aligned
+
+
 cdef class PackedKernel:
     """A Keras kernel (kd, kh, kw, F, C) rearranged, once, for the micro-kernels.
 
@@ -307,7 +320,8 @@ cdef class PackedKernel:
                     panels.append(panel)
                     position += panel.size
         self.phase_offset = np.asarray(offsets, dtype=np.intp)
-        self.weights = (np.concatenate(panels) if position else np.zeros(1, dtype=dtype))
+        self.weights = _aligned_copy(np.concatenate(panels) if position
+                                     else np.zeros(1, dtype=dtype))
 
     @property
     def dtype(self):
@@ -394,51 +408,88 @@ cdef inline bint _line_masks(unsigned int* md, unsigned int* mh, unsigned int* m
 
 cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
                            const Py_ssize_t* dw, Py_ssize_t tw_n, Py_ssize_t* lo,
-                           Py_ssize_t* k, Py_ssize_t* r) noexcept nogil:
+                           Py_ssize_t* k, Py_ssize_t* r, Py_ssize_t* run) noexcept nogil:
     """How the w_lines order splits one row of a phase (nqw voxels).
 
-    Voxels [lo, lo + 6k) of a row are interior (every w tap reaches the input for
-    them) and form k whole tiles; the r others (the row's borders and remainder) are
-    taken column by column across a band of MR rows, so that a tile of them shares
-    one set of w taps instead of mixing a row's two ends.
+    Voxels [lo, lo + run * k) of a row are interior (every w tap reaches the input
+    for them) and form k runs of `run` voxels; a tile takes one run from each of
+    MR / run consecutive rows.  The run length is the divisor of MR that leaves the
+    fewest interior voxels over (a row of 30 takes runs of 6, not 12).  The r other
+    voxels of a row (its borders and the remainder) are taken column by column across
+    a band of MR rows, so that a tile of them shares one set of w taps instead of
+    mixing a row's two ends.
     """
-    cdef Py_ssize_t first = 0, end = nqw
+    cdef Py_ssize_t first = 0, end = nqw, length, best = -1, candidate
+    cdef int i
+    cdef Py_ssize_t runs[5]
+    runs[0], runs[1], runs[2], runs[3], runs[4] = DC3_MR, DC3_MR // 2, DC3_MR // 3, \
+        DC3_MR // 4, DC3_MR // 6
     if tw_n > 0:        # taps are sorted by input offset
         first = min(max(-q0w - dw[0], 0), nqw)
         end = min(max(W - q0w - dw[tw_n - 1], first), nqw)
+    length = end - first
+    run[0] = DC3_MR
+    for i in range(5):
+        candidate = (length // runs[i]) * runs[i]
+        if candidate > best:
+            best = candidate
+            run[0] = runs[i]
     lo[0] = first
-    k[0] = (end - first) // DC3_MR
-    r[0] = nqw - k[0] * DC3_MR
+    k[0] = length // run[0]
+    r[0] = nqw - k[0] * run[0]
 
 
-cdef inline Py_ssize_t _w_line_tiles(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t r) noexcept nogil:
-    """Tiles of a phase in the w_lines order: bands of MR rows, k tiles per row and r
-    column tiles per band (a last, thinner band has partial column tiles)."""
-    cdef Py_ssize_t last_band = rows % DC3_MR
-    return (rows // DC3_MR) * (DC3_MR * k + r) + (last_band * k + r if last_band else 0)
+cdef inline Py_ssize_t _w_line_tiles(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t r,
+                                     Py_ssize_t run) noexcept nogil:
+    """Tiles of a phase in the w_lines order: bands of MR rows, each with run * k
+    tiles of runs and r column tiles (a last, thinner band has partial tiles)."""
+    cdef Py_ssize_t last_band = rows % DC3_MR, per_tile = DC3_MR // run
+    return ((rows // DC3_MR) * (run * k + r)
+            + (_ceil_div(last_band, per_tile) * k + r if last_band else 0))
 
 
-cdef inline bint _w_line_voxel(Py_ssize_t tile, Py_ssize_t m, Py_ssize_t rows, Py_ssize_t lo,
-                               Py_ssize_t k, Py_ssize_t r, Py_ssize_t nqd, Py_ssize_t nqh,
-                               Py_ssize_t* n, Py_ssize_t* qd, Py_ssize_t* qh,
-                               Py_ssize_t* qw) noexcept nogil:
-    """Voxel m of a tile in the w_lines order; False past the phase's last row."""
-    cdef Py_ssize_t per_band = DC3_MR * k + r
-    cdef Py_ssize_t band = tile // per_band, u = tile % per_band, row, j
+cdef inline Py_ssize_t _w_line_tile(Py_ssize_t tile, Py_ssize_t rows, Py_ssize_t lo,
+                                    Py_ssize_t k, Py_ssize_t r, Py_ssize_t run,
+                                    Py_ssize_t nqd, Py_ssize_t nqh,
+                                    Py_ssize_t (*nq)[4]) noexcept nogil:
+    """The voxels of a tile in the w_lines order, as grid coordinates (n, qd, qh, qw)
+    relative to the phase's first; returns how many there are (the rest are past the
+    phase's last row).  A tile's rows are consecutive, so only its first row costs
+    divisions."""
+    cdef Py_ssize_t per_band = run * k + r, per_tile = DC3_MR // run
+    cdef Py_ssize_t band = tile // per_band, u = tile - band * per_band
     cdef Py_ssize_t band_rows = min(DC3_MR, rows - band * DC3_MR)
-    if u < band_rows * k:           # a whole tile inside one row
-        row = band * DC3_MR + u // k
-        qw[0] = lo + DC3_MR * (u % k) + m
+    cdef Py_ssize_t groups = _ceil_div(band_rows, per_tile)
+    cdef Py_ssize_t first_row, n_rows, w0, per_row, j, i, m = 0, n, qd, qh, row
+    if u < groups * k:              # run u % k of per_tile consecutive rows
+        first_row = band * DC3_MR + (u // k) * per_tile
+        n_rows = min(per_tile, band * DC3_MR + band_rows - first_row)
+        w0 = lo + run * (u % k)
+        per_row = run
     else:                           # column j of the band's leftovers, one voxel per row
-        if m >= band_rows:
-            return False
-        j = u - band_rows * k
-        row = band * DC3_MR + m
-        qw[0] = j if j < lo else j + DC3_MR * k
-    qh[0] = row % nqh
-    qd[0] = (row // nqh) % nqd
-    n[0] = row // (nqh * nqd)
-    return True
+        first_row = band * DC3_MR
+        n_rows = band_rows
+        j = u - groups * k
+        w0 = j if j < lo else j + run * k
+        per_row = 1
+    qh = first_row % nqh
+    qd = (first_row // nqh) % nqd
+    n = first_row // (nqh * nqd)
+    for row in range(n_rows):
+        for i in range(per_row):
+            nq[m][0] = n
+            nq[m][1] = qd
+            nq[m][2] = qh
+            nq[m][3] = w0 + i
+            m = m + 1
+        qh = qh + 1
+        if qh == nqh:
+            qh = 0
+            qd = qd + 1
+            if qd == nqd:
+                qd = 0
+                n = n + 1
+    return m
 
 
 cdef void _work_item(const floating* x, const floating* weights, const floating* bias,
@@ -468,7 +519,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef Py_ssize_t voxels = g.N * nqd * nqh * nqw
     cdef Py_ssize_t phase_taps = td_n * th_n * tw_n
     cdef Py_ssize_t tile, m, v, n, qd, qh, qw, ad, ah, aw, u, k, j, f, ncols, first, last
-    cdef Py_ssize_t count, group, groups, per_group, plain_group, merged_group
+    cdef Py_ssize_t count, group, groups, per_group, w_first, w_last
     cdef Py_ssize_t n_valid, tap_offset
     cdef floating* o
     cdef floating** vp
@@ -479,7 +530,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef unsigned int* md = tap_masks
     cdef unsigned int* mh = tap_masks + mt
     cdef unsigned int* mw = tap_masks + 2 * mt
-    cdef unsigned int mask_dh, mask
+    cdef unsigned int mask_dh, mask, valid
     cdef Py_ssize_t nq[TILE_VOXELS][4]   # per voxel of the tile: n, input-grid d, h, w
     cdef Py_ssize_t base[TILE_VOXELS]    # per voxel: input offset of its grid point
     cdef bint full, merged
@@ -489,11 +540,10 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
         w_consecutive = w_consecutive and dw[aw] == dw[aw - 1] + 1
     cdef int relu = g.activation == ACT_RELU, fuse_relu
     cdef int act = g.activation if not relu else ACT_LINEAR
-    cdef Py_ssize_t rows = g.N * nqd * nqh, row_lo, row_k, row_r
-    cdef bint present
+    cdef Py_ssize_t rows = g.N * nqd * nqh, row_lo, row_k, row_r, row_run
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
-    _row_split(nqw, q0w, g.W, dw, tw_n, &row_lo, &row_k, &row_r)
+    _row_split(nqw, q0w, g.W, dw, tw_n, &row_lo, &row_k, &row_r, &row_run)
 
     # the first voxel's coordinates; later voxels follow by counting (no divisions)
     v = first_tile * MR_
@@ -513,32 +563,32 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     #    zero row where that tap falls outside the input for that voxel)
     for tile in range(n_tiles):
         vp = vox + tile * MR_
-        n_valid = 0
-        for m in range(MR_):
-            if g.w_lines:
-                present = _w_line_voxel(first_tile + tile, m, rows, row_lo, row_k, row_r,
-                                        nqd, nqh, &n, &qd, &qh, &qw)
-            else:
-                present = v < voxels
-            if not present:
-                vp[m] = NULL
-                continue
-            n_valid = n_valid + 1
-            nq[m][0] = n
-            nq[m][1] = q0d + qd
-            nq[m][2] = q0h + qh
-            nq[m][3] = q0w + qw
-            base[m] = (((n * g.D + nq[m][1]) * g.H + nq[m][2]) * g.W + nq[m][3]) * C
-            vp[m] = out + (((n * g.OD + g.sd * nq[m][1] + rd - g.pd) * g.OH
-                            + g.sh * nq[m][2] + rh - g.ph) * g.OW
-                           + g.sw * nq[m][3] + rw - g.pw) * g.F
-            v = v + 1
-            if g.w_lines:
-                continue
-            if g.batch_fastest:
-                n = n + 1
-                if n == g.N:
-                    n = 0
+        if g.w_lines:
+            n_valid = _w_line_tile(first_tile + tile, rows, row_lo, row_k, row_r, row_run,
+                                   nqd, nqh, nq)
+        else:
+            n_valid = 0
+            for m in range(MR_):
+                if v >= voxels:
+                    break
+                nq[m][0] = n
+                nq[m][1] = qd
+                nq[m][2] = qh
+                nq[m][3] = qw
+                n_valid = n_valid + 1
+                v = v + 1
+                if g.batch_fastest:
+                    n = n + 1
+                    if n == g.N:
+                        n = 0
+                        qw = qw + 1
+                        if qw == nqw:
+                            qw = 0
+                            qh = qh + 1
+                            if qh == nqh:
+                                qh = 0
+                                qd = qd + 1
+                else:
                     qw = qw + 1
                     if qw == nqw:
                         qw = 0
@@ -546,32 +596,48 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         if qh == nqh:
                             qh = 0
                             qd = qd + 1
-            else:
-                qw = qw + 1
-                if qw == nqw:
-                    qw = 0
-                    qh = qh + 1
-                    if qh == nqh:
-                        qh = 0
-                        qd = qd + 1
-                        if qd == nqd:
-                            qd = 0
-                            n = n + 1
+                            if qd == nqd:
+                                qd = 0
+                                n = n + 1
+        # present voxels come first; from grid coordinates to input-grid ones
+        valid = (1u << n_valid) - 1
+        for m in range(MR_):
+            if m >= n_valid:
+                vp[m] = NULL
+                continue
+            nq[m][1] = nq[m][1] + q0d
+            nq[m][2] = nq[m][2] + q0h
+            nq[m][3] = nq[m][3] + q0w
+            base[m] = (((nq[m][0] * g.D + nq[m][1]) * g.H + nq[m][2]) * g.W + nq[m][3]) * C
+            vp[m] = out + (((nq[m][0] * g.OD + g.sd * nq[m][1] + rd - g.pd) * g.OH
+                            + g.sh * nq[m][2] + rh - g.ph) * g.OW
+                           + g.sw * nq[m][3] + rw - g.pw) * g.F
         count = 0
         merged = False
+        w_first = 0
+        w_last = 0
         if C > 0:
-            if _line_masks(md, mh, mw, td_n, th_n, tw_n, dd, dh, dw, nq, n_valid,
-                           g.batch_fastest, g.D, g.H, g.W):
-                # every w tap reaching every voxel, over consecutive input voxels: the
-                # row of w taps is one tap over tw_n * C contiguous channels, its
-                # weight panels already back to back
-                merged = w_consecutive
-                for aw in range(tw_n):
-                    merged = merged and mw[aw] != 0
-            else:
+            if not _line_masks(md, mh, mw, td_n, th_n, tw_n, dd, dh, dw, nq, n_valid,
+                               g.batch_fastest, g.D, g.H, g.W):
                 _axis_masks(md, td_n, dd, nq, n_valid, 1, g.D)
                 _axis_masks(mh, th_n, dh, nq, n_valid, 2, g.H)
                 _axis_masks(mw, tw_n, dw, nq, n_valid, 3, g.W)
+            # w taps over consecutive input voxels that each reach every voxel of the
+            # tile (the others reaching none) are one tap over their channels laid end
+            # to end, as are their weight panels
+            if w_consecutive and tw_n > 1:
+                merged = True
+                w_first = -1
+                for aw in range(tw_n):
+                    mask = mw[aw] & valid
+                    if mask == valid:
+                        if w_first < 0:
+                            w_first = aw
+                        merged = merged and (w_first == aw or w_last == aw - 1)
+                        w_last = aw
+                    elif mask != 0:
+                        merged = False
+                merged = merged and w_first >= 0
             for ad in range(td_n):
                 if md[ad] == 0:
                     continue
@@ -581,7 +647,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         continue
                     for aw in range(tw_n):
                         mask = mask_dh & mw[aw]
-                        if mask == 0 or (merged and aw > 0):
+                        if mask == 0 or (merged and aw != w_first):
                             continue
                         u = (ad * th_n + ah) * tw_n + aw
                         woff[tile * g.max_taps + count] = u * C * nr
@@ -594,18 +660,16 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                                 ptrs[m] = zeros
                         count = count + 1
         ntaps[tile] = count
-        channels[tile] = C * tw_n if merged else C
+        channels[tile] = C * (w_last - w_first + 1) if merged else C
 
     # 2. The reduction over taps runs in groups of about KC values, and for each group
     #    filter block by filter block over every tile: a group's input stays in L2 and a
     #    block's weights in L1 while every tile of the item uses them.  Voxels past the
     #    end and filters past F go to a zeroed scratch tile.
-    # taps per group: a tile's taps have C channels each, or tw_n * C once merged
-    plain_group = max(1, g.kc // max(C, 1))
-    merged_group = max(1, g.kc // max(C * tw_n, 1))
+    # taps per group: a tile's taps have C channels each, or a multiple once merged
     groups = 1
     for tile in range(n_tiles):
-        per_group = plain_group if channels[tile] == C else merged_group
+        per_group = max(1, g.kc // max(channels[tile], 1))
         groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
     for k in range(n_tiles * MR_ * nr):
         scratch[k] = 0
@@ -615,7 +679,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
             block_bias = NULL if bias == NULL else bias + j * nr
             block_weights = weights + phase_offset[phase] + j * phase_taps * C * nr
             for tile in range(n_tiles):
-                per_group = plain_group if channels[tile] == C else merged_group
+                per_group = max(1, g.kc // max(channels[tile], 1))
                 first = group * per_group
                 if first >= ntaps[tile] and group > 0:
                     continue
@@ -831,6 +895,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef Py_ssize_t[:, ::1] axis_taps = kernel.axis_taps
     cdef Py_ssize_t[:, :, ::1] axis_delta = kernel.axis_delta
     cdef Py_ssize_t total_tiles = 0, nq_d, nq_h, nq_w, q0w, row_lo, row_k, row_r, rows
+    cdef Py_ssize_t row_run
     # Tiles run along the longer of the batch and a phase's w range: fewer of them
     # straddle two lines, so a tile's voxels mostly share the taps that reach them.
     # Along w with stride 1 (every row then has border voxels at both ends), tiles
@@ -848,8 +913,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         if g.w_lines and nq_w > 0:
             q0w = _ceil_div(g.pw - rw, g.sw)
             _row_split(nq_w, q0w, g.W, &axis_delta[2, rw, 0], axis_taps[2, rw],
-                       &row_lo, &row_k, &row_r)
-            phase_tiles[p] = _w_line_tiles(rows, row_k, row_r)
+                       &row_lo, &row_k, &row_r, &row_run)
+            phase_tiles[p] = _w_line_tiles(rows, row_k, row_r, row_run)
         else:
             phase_tiles[p] = _ceil_div(rows * nq_w, DC3_MR)
         total_tiles += phase_tiles[p]
@@ -886,7 +951,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating[::1] weights = np_weights
     cdef const floating* wp = &weights[0]
     cdef Py_ssize_t[::1] phase_offset = kernel.phase_offset
-    cdef floating* zeros = <floating*>calloc(g.C + 1, sizeof(floating))
+    cdef floating* zeros = <floating*>calloc(g.C * g.max_axis_taps + 1, sizeof(floating))
     if zeros == NULL:
         raise MemoryError()
 
