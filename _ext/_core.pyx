@@ -50,9 +50,18 @@ cdef extern from "microkernels.h" nogil:
     int DC3_NR_SMALL_F64
     int DC3_NR_WIDE_F32
     int DC3_NR_WIDE_F64
+    ctypedef void (*dc3_row_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float*,
+                                        const ptrdiff_t*, const float*, float**, int, int,
+                                        ptrdiff_t) noexcept nogil
+    ctypedef void (*dc3_row_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double*,
+                                        const ptrdiff_t*, const double*, double**, int, int,
+                                        ptrdiff_t) noexcept nogil
+    int DC3_RUN
     int dc3_wide_available()
     dc3_kernel_f32 dc3_select_f32(int nr)
     dc3_kernel_f64 dc3_select_f64(int nr)
+    dc3_row_kernel_f32 dc3_select_row_f32(int nr, int taps, int spacing)
+    dc3_row_kernel_f64 dc3_select_row_f64(int nr, int taps, int spacing)
     const char* dc3_kernel_name()
 
 cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32(DC3_NR_F32)
@@ -62,6 +71,15 @@ cdef dc3_kernel_f64 kernel_f64_small = dc3_select_f64(DC3_NR_SMALL_F64)
 cdef dc3_kernel_f32 kernel_f32_wide = dc3_select_f32(DC3_NR_WIDE_F32)
 cdef dc3_kernel_f64 kernel_f64_wide = dc3_select_f64(DC3_NR_WIDE_F64)
 cdef bint wide_panels = dc3_wide_available()
+# row kernels (see microkernels.h) by _row_kernel_index: panel width, w taps, spacing;
+# NULL where the CPU has none
+cdef dc3_row_kernel_f32 row_kernels_f32[8]
+cdef dc3_row_kernel_f64 row_kernels_f64[8]
+for _i in range(8):
+    row_kernels_f32[_i] = dc3_select_row_f32(DC3_NR_WIDE_F32 if _i >= 4 else DC3_NR_F32,
+                                             2 + (_i // 2) % 2, 1 + _i % 2)
+    row_kernels_f64[_i] = dc3_select_row_f64(DC3_NR_WIDE_F64 if _i >= 4 else DC3_NR_F64,
+                                             2 + (_i // 2) % 2, 1 + _i % 2)
 
 openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
@@ -358,16 +376,37 @@ cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
     return 0 <= i < length
 
 
+cdef inline int _row_kernel_index(Py_ssize_t nr, Py_ssize_t tw_n, const Py_ssize_t* dw,
+                                  bint single) noexcept nogil:
+    """Which row kernel suits a phase's w taps, or -1: 2 or 3 of them, evenly spaced
+    1 or 2 input voxels apart, and panels one or two AVX-512 vectors wide."""
+    cdef Py_ssize_t t, spacing, lanes = 16 if single else 8
+    cdef int index
+    if tw_n < 2 or tw_n > 3:
+        return -1
+    spacing = dw[1] - dw[0]
+    if spacing < 1 or spacing > 2 or (tw_n == 3 and dw[2] - dw[1] != spacing):
+        return -1
+    if nr != lanes and nr != 2 * lanes:
+        return -1
+    index = (4 if nr == 2 * lanes else 0) + 2 * (tw_n - 2) + (spacing - 1)
+    if (row_kernels_f32[index] == NULL) if single else (row_kernels_f64[index] == NULL):
+        return -1
+    return index
+
+
 cdef inline void _axis_masks(unsigned int* masks, Py_ssize_t n_taps, const Py_ssize_t* delta,
                              Py_ssize_t (*nq)[4], Py_ssize_t n_valid, int axis,
                              Py_ssize_t length) noexcept nogil:
     """masks[t]: bit m set when tap t of one axis reaches the input for voxel m."""
     cdef Py_ssize_t t, m
+    cdef unsigned int bits
     for t in range(n_taps):
-        masks[t] = 0
+        bits = 0        # in a register: masks may alias nothing, but the compiler can't tell
         for m in range(n_valid):
-            if _inside(nq[m][axis] + delta[t], length):
-                masks[t] |= 1u << m
+            # one unsigned comparison for 0 <= i < length
+            bits |= (<size_t>(nq[m][axis] + delta[t]) < <size_t>length) << m
+        masks[t] = bits
 
 
 cdef inline bint _line_masks(unsigned int* md, unsigned int* mh, unsigned int* mw,
@@ -407,8 +446,9 @@ cdef inline bint _line_masks(unsigned int* md, unsigned int* mh, unsigned int* m
 
 
 cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
-                           const Py_ssize_t* dw, Py_ssize_t tw_n, Py_ssize_t* lo,
-                           Py_ssize_t* k, Py_ssize_t* r, Py_ssize_t* run) noexcept nogil:
+                           const Py_ssize_t* dw, Py_ssize_t tw_n, Py_ssize_t forced_run,
+                           Py_ssize_t* lo, Py_ssize_t* k, Py_ssize_t* r,
+                           Py_ssize_t* run) noexcept nogil:
     """How the w_lines order splits one row of a phase (nqw voxels).
 
     Voxels [lo, lo + run * k) of a row are interior (every w tap reaches the input
@@ -417,7 +457,8 @@ cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
     fewest interior voxels over (a row of 30 takes runs of 6, not 12).  The r other
     voxels of a row (its borders and the remainder) are taken column by column across
     a band of MR rows, so that a tile of them shares one set of w taps instead of
-    mixing a row's two ends.
+    mixing a row's two ends.  A phase served by row kernels takes forced_run = their
+    run length instead.
     """
     cdef Py_ssize_t first = 0, end = nqw, length, best = -1, candidate
     cdef int i
@@ -434,6 +475,8 @@ cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
         if candidate > best:
             best = candidate
             run[0] = runs[i]
+    if forced_run > 0:
+        run[0] = forced_run
     lo[0] = first
     k[0] = length // run[0]
     r[0] = nqw - k[0] * run[0]
@@ -450,12 +493,12 @@ cdef inline Py_ssize_t _w_line_tiles(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t r
 
 cdef inline Py_ssize_t _w_line_tile(Py_ssize_t tile, Py_ssize_t rows, Py_ssize_t lo,
                                     Py_ssize_t k, Py_ssize_t r, Py_ssize_t run,
-                                    Py_ssize_t nqd, Py_ssize_t nqh,
-                                    Py_ssize_t (*nq)[4]) noexcept nogil:
+                                    Py_ssize_t nqd, Py_ssize_t nqh, Py_ssize_t (*nq)[4],
+                                    bint* is_run) noexcept nogil:
     """The voxels of a tile in the w_lines order, as grid coordinates (n, qd, qh, qw)
     relative to the phase's first; returns how many there are (the rest are past the
-    phase's last row).  A tile's rows are consecutive, so only its first row costs
-    divisions."""
+    phase's last row), and sets is_run for a tile of runs (not a column).  A tile's
+    rows are consecutive, so only its first row costs divisions."""
     cdef Py_ssize_t per_band = run * k + r, per_tile = DC3_MR // run
     cdef Py_ssize_t band = tile // per_band, u = tile - band * per_band
     cdef Py_ssize_t band_rows = min(DC3_MR, rows - band * DC3_MR)
@@ -466,12 +509,14 @@ cdef inline Py_ssize_t _w_line_tile(Py_ssize_t tile, Py_ssize_t rows, Py_ssize_t
         n_rows = min(per_tile, band * DC3_MR + band_rows - first_row)
         w0 = lo + run * (u % k)
         per_row = run
+        is_run[0] = True
     else:                           # column j of the band's leftovers, one voxel per row
         first_row = band * DC3_MR
         n_rows = band_rows
         j = u - groups * k
         w0 = j if j < lo else j + run * k
         per_row = 1
+        is_run[0] = False
     qh = first_row % nqh
     qd = (first_row // nqh) % nqd
     n = first_row // (nqh * nqd)
@@ -498,9 +543,10 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
                      Py_ssize_t* woff, const floating** aptr, Py_ssize_t* ntaps,
-                     Py_ssize_t* channels,
+                     Py_ssize_t* channels, unsigned char* by_rows,
                      floating** vox, floating* scratch,
-                     floating** outp, unsigned int* tap_masks) noexcept nogil:
+                     floating** outp, unsigned int* tap_masks,
+                     const Py_ssize_t* phase_run) noexcept nogil:
     """Compute the output tiles [first_tile, first_tile + n_tiles) of one phase."""
     cdef Py_ssize_t MR_ = DC3_MR, nr = g.nr, C = g.C, mt = g.max_axis_taps
     cdef Py_ssize_t rw = phase % g.sw, rh = (phase // g.sw) % g.sh, rd = phase // (g.sw * g.sh)
@@ -541,9 +587,15 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef int relu = g.activation == ACT_RELU, fuse_relu
     cdef int act = g.activation if not relu else ACT_LINEAR
     cdef Py_ssize_t rows = g.N * nqd * nqh, row_lo, row_k, row_r, row_run
+    # the row kernel for this phase's run tiles, if there is one (_row_kernel_index)
+    cdef int row_index = -1
+    cdef bint is_run = False, row_tile
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
-    _row_split(nqw, q0w, g.W, dw, tw_n, &row_lo, &row_k, &row_r, &row_run)
+    if g.w_lines:
+        row_index = _row_kernel_index(nr, tw_n, dw, floating is float)
+        _row_split(nqw, q0w, g.W, dw, tw_n, phase_run[phase], &row_lo, &row_k, &row_r,
+                   &row_run)
 
     # the first voxel's coordinates; later voxels follow by counting (no divisions)
     v = first_tile * MR_
@@ -565,7 +617,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
         vp = vox + tile * MR_
         if g.w_lines:
             n_valid = _w_line_tile(first_tile + tile, rows, row_lo, row_k, row_r, row_run,
-                                   nqd, nqh, nq)
+                                   nqd, nqh, nq, &is_run)
         else:
             n_valid = 0
             for m in range(MR_):
@@ -614,6 +666,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                            + g.sw * nq[m][3] + rw - g.pw) * g.F
         count = 0
         merged = False
+        row_tile = False
         w_first = 0
         w_last = 0
         if C > 0:
@@ -638,6 +691,15 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                     elif mask != 0:
                         merged = False
                 merged = merged and w_first >= 0
+            # a tile of two runs of DC3_RUN whose every w tap reaches every voxel goes to
+            # the row kernel: one table entry per (d, h) tap pair, at w tap 0
+            row_tile = is_run and row_index >= 0 and row_run == DC3_RUN
+            for aw in range(tw_n):
+                row_tile = row_tile and (mw[aw] & valid) == valid
+            if row_tile:
+                merged = True
+                w_first = 0
+                w_last = tw_n - 1
             for ad in range(td_n):
                 if md[ad] == 0:
                     continue
@@ -661,6 +723,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         count = count + 1
         ntaps[tile] = count
         channels[tile] = C * (w_last - w_first + 1) if merged else C
+        by_rows[tile] = row_tile
 
     # 2. The reduction over taps runs in groups of about KC values, and for each group
     #    filter block by filter block over every tile: a group's input stays in L2 and a
@@ -692,7 +755,19 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         outp[m] = scratch + (tile * MR_ + m) * nr
                 count = max(0, last - first)
                 fuse_relu = relu and last >= ntaps[tile]
-                if floating is float:
+                if by_rows[tile] and floating is float:
+                    row_kernels_f32[row_index](
+                        count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
+                        <const float*>block_weights,
+                        <const ptrdiff_t*>(woff + tile * g.max_taps + first),
+                        <const float*>block_bias, <float**>outp, group > 0, fuse_relu, C)
+                elif by_rows[tile]:
+                    row_kernels_f64[row_index](
+                        count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
+                        <const double*>block_weights,
+                        <const ptrdiff_t*>(woff + tile * g.max_taps + first),
+                        <const double*>block_bias, <double**>outp, group > 0, fuse_relu, C)
+                elif floating is float:
                     (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
                      kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
                         count, channels[tile], <const float**>(aptr + (tile * g.max_taps + first) * MR_),
@@ -896,6 +971,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef Py_ssize_t[:, :, ::1] axis_delta = kernel.axis_delta
     cdef Py_ssize_t total_tiles = 0, nq_d, nq_h, nq_w, q0w, row_lo, row_k, row_r, rows
     cdef Py_ssize_t row_run
+    # run length per phase: DC3_RUN where a row kernel serves the phase, else chosen
+    cdef Py_ssize_t[::1] phase_run = np.zeros(g.sd * g.sh * g.sw, dtype=np.intp)
     # Tiles run along the longer of the batch and a phase's w range: fewer of them
     # straddle two lines, so a tile's voxels mostly share the taps that reach them.
     # Along w with stride 1 (every row then has border voxels at both ends), tiles
@@ -912,8 +989,11 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         rows = g.N * nq_d * nq_h
         if g.w_lines and nq_w > 0:
             q0w = _ceil_div(g.pw - rw, g.sw)
+            if _row_kernel_index(g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0],
+                                 x.itemsize == 4) >= 0:
+                phase_run[p] = DC3_RUN
             _row_split(nq_w, q0w, g.W, &axis_delta[2, rw, 0], axis_taps[2, rw],
-                       &row_lo, &row_k, &row_r, &row_run)
+                       phase_run[p], &row_lo, &row_k, &row_r, &row_run)
             phase_tiles[p] = _w_line_tiles(rows, row_k, row_r, row_run)
         else:
             phase_tiles[p] = _ceil_div(rows * nq_w, DC3_MR)
@@ -951,7 +1031,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating[::1] weights = np_weights
     cdef const floating* wp = &weights[0]
     cdef Py_ssize_t[::1] phase_offset = kernel.phase_offset
-    cdef floating* zeros = <floating*>calloc(g.C * g.max_axis_taps + 1, sizeof(floating))
+    cdef floating* zeros = <floating*>calloc(g.C * (g.max_axis_taps + 2 * DC3_RUN) + 1, sizeof(floating))
     if zeros == NULL:
         raise MemoryError()
 
@@ -960,6 +1040,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating** aptr = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef Py_ssize_t* channels = NULL
+    cdef unsigned char* by_rows = NULL
     cdef floating** vox = NULL
     cdef floating* scratch = NULL
     cdef floating** outp = NULL
@@ -973,13 +1054,14 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         aptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         channels = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
+        by_rows = <unsigned char*>malloc(ct)
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
         tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):
             if woff != NULL and aptr != NULL and ntaps != NULL and channels != NULL \
-                    and vox != NULL \
+                    and by_rows != NULL and vox != NULL \
                     and scratch != NULL and outp != NULL \
                     and tap_masks != NULL:
                 first_tile = work[item, 2]
@@ -988,13 +1070,14 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
                                    &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
-                                   first_tile, tiles, woff, aptr, ntaps, channels, vox,
-                                   scratch, outp, tap_masks)
+                                   first_tile, tiles, woff, aptr, ntaps, channels, by_rows,
+                                   vox, scratch, outp, tap_masks, &phase_run[0])
                 done[item] = 1
         free(woff)
         free(aptr)
         free(ntaps)
         free(channels)
+        free(by_rows)
         free(vox)
         free(scratch)
         free(outp)

@@ -39,6 +39,13 @@ typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double
                                const double *w, const ptrdiff_t *woff, const double *bias,
                                double **out, int accumulate, int relu);
 
+typedef void (*dc3_row_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
+                                   const float *w, const ptrdiff_t *woff, const float *bias,
+                                   float **out, int accumulate, int relu, ptrdiff_t ldx);
+typedef void (*dc3_row_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
+                                   const double *w, const ptrdiff_t *woff, const double *bias,
+                                   double **out, int accumulate, int relu, ptrdiff_t ldx);
+
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
@@ -172,6 +179,101 @@ DC3_KERNEL(dc3_kernel_f64_avx512, DC3_AVX512_PD, 2, 12, DC3_AVX512_PD_OPS)
 DC3_KERNEL(dc3_kernel_f32_normal_avx512, DC3_AVX512_PS, 1, 12, DC3_AVX512_PS_OPS)
 DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS)
 
+/* Row kernels for tiles of two runs of 6 consecutive voxels (two rows of a phase),
+ * when every one of the phase's TW w taps (TW = 2 or 3, S input voxels apart) reaches
+ * all of them.  Voxel m of a run and its tap t read input voxel m + S*t of the row,
+ * so input voxel e of the row feeds every voxel m = e - S*t: it is broadcast once
+ * for up to TW voxels, with the TW taps' weights held in registers (24 accumulators,
+ * 6 weight vectors and one broadcast at most: 31 zmm).  That halves the loads per
+ * multiply-add of the plain kernel, which is what bounds it.
+ * a[u * MR + 6 * r] points at the input read by voxel 0 of run r through w tap 0 of
+ * (d, h) tap pair u (or at zeros); consecutive input voxels are ldx values apart; the
+ * TW weight panels of pair u lie back to back from woff[u]. */
+#define DC3_RUN 6
+#define DC3_ROW_KERNEL(NAME, TARGET, T, V, L, NV, TW, S, LOADU, STOREU, SETZERO, SET1,      \
+                       FMADD, RELU)                                                       \
+    __attribute__((target(TARGET)))                                                      \
+    static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
+                     const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
+                     int accumulate, int relu, ptrdiff_t ldx)                             \
+    {                                                                                    \
+        enum { ELEMENTS = DC3_RUN + S * (TW - 1), BASES = (ELEMENTS + 2) / 3 };          \
+        V acc[DC3_MR][NV], b[NV];                                                        \
+        _Pragma("GCC unroll 4")                                                          \
+        for (int v = 0; v < NV; v++)                                                     \
+            b[v] = bias ? LOADU(bias + v * L) : SETZERO();                               \
+        _Pragma("GCC unroll 16")                                                         \
+        for (int m = 0; m < DC3_MR; m++) {                                               \
+            _Pragma("GCC unroll 4")                                                      \
+            for (int v = 0; v < NV; v++)                                                 \
+                acc[m][v] = accumulate ? LOADU(out[m] + v * L) : b[v];                   \
+        }                                                                                \
+        for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
+            const T *wc = w + woff[u];                                                   \
+            /* every third input voxel of a row: the others are one or two ldx on, */    \
+            /* which x86 addressing adds for free */                                      \
+            const T *q[2][BASES];                                                        \
+            _Pragma("GCC unroll 2")                                                      \
+            for (int r = 0; r < 2; r++) {                                                \
+                _Pragma("GCC unroll 8")                                                  \
+                for (int i = 0; i < BASES; i++)                                          \
+                    q[r][i] = a[u * DC3_MR + DC3_RUN * r] + 3 * i * ldx;                 \
+            }                                                                            \
+            for (ptrdiff_t c = 0; c < channels; c++, wc += NV * L) {                     \
+                V wv[TW][NV];                                                            \
+                _Pragma("GCC unroll 4")                                                  \
+                for (int t = 0; t < TW; t++) {                                           \
+                    _Pragma("GCC unroll 4")                                              \
+                    for (int v = 0; v < NV; v++)                                         \
+                        wv[t][v] = LOADU(wc + t * channels * NV * L + v * L);            \
+                }                                                                        \
+                _Pragma("GCC unroll 2")                                                  \
+                for (int r = 0; r < 2; r++) {                                            \
+                    _Pragma("GCC unroll 16")                                             \
+                    for (int e = 0; e < ELEMENTS; e++) {                                 \
+                        V x = SET1(q[r][e / 3][(e % 3) * ldx]);                          \
+                        _Pragma("GCC unroll 4")                                          \
+                        for (int t = 0; t < TW; t++) {                                   \
+                            const int m = e - S * t;                                     \
+                            if (m >= 0 && m < DC3_RUN) {                                 \
+                                _Pragma("GCC unroll 4")                                  \
+                                for (int v = 0; v < NV; v++)                             \
+                                    acc[DC3_RUN * r + m][v] =                            \
+                                        FMADD(x, wv[t][v], acc[DC3_RUN * r + m][v]);     \
+                            }                                                            \
+                        }                                                                \
+                    }                                                                    \
+                    _Pragma("GCC unroll 8")                                              \
+                    for (int i = 0; i < BASES; i++)                                      \
+                        q[r][i]++;                                                       \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+        _Pragma("GCC unroll 16")                                                         \
+        for (int m = 0; m < DC3_MR; m++) {                                               \
+            _Pragma("GCC unroll 4")                                                      \
+            for (int v = 0; v < NV; v++) {                                               \
+                V s = acc[m][v];                                                         \
+                if (relu)                                                                \
+                    s = RELU(s, SETZERO());                                              \
+                STOREU(out[m] + v * L, s);                                               \
+            }                                                                            \
+        }                                                                                \
+    }
+#define DC3_ROW_KERNEL_(...) DC3_ROW_KERNEL(__VA_ARGS__)
+/* name suffix: dtype, vectors per voxel, taps, spacing */
+#define DC3_ROW_KERNELS(T, ISA, OPS, SUFFIX)                                             \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_2_1, ISA, 1, 2, 1, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_2_2, ISA, 1, 2, 2, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_3_1, ISA, 1, 3, 1, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_3_2, ISA, 1, 3, 2, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_2_1, ISA, 2, 2, 1, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_2_2, ISA, 2, 2, 2, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_3_1, ISA, 2, 3, 1, OPS)                          \
+    DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_3_2, ISA, 2, 3, 2, OPS)
+DC3_ROW_KERNELS(float, DC3_AVX512_PS, DC3_AVX512_PS_OPS, f32)
+DC3_ROW_KERNELS(double, DC3_AVX512_PD, DC3_AVX512_PD_OPS, f64)
+
 static int dc3_cpu_has_avx512(void)
 {
     __builtin_cpu_init();
@@ -237,6 +339,30 @@ static dc3_kernel_f64 dc3_select_f64(int nr)
         return dc3_kernel_f64_wide_generic;
     return nr == DC3_NR_SMALL_F64 ? dc3_kernel_f64_small_generic : dc3_kernel_f64_generic;
 }
+
+/* The row kernel for panels of nr values, taps w taps spacing input voxels apart, or
+ * NULL where there is none (no AVX-512, or a width, tap count or spacing without one). */
+#define DC3_SELECT_ROW(T, SUFFIX, LANES)                                                 \
+    static dc3_row_kernel_##SUFFIX dc3_select_row_##SUFFIX(int nr, int taps, int spacing) \
+    {                                                                                    \
+        DC3_SELECT_ROW_BODY(SUFFIX, LANES)                                               \
+        return NULL;                                                                     \
+    }
+#if DC3_HAVE_X86_DISPATCH
+#define DC3_SELECT_ROW_BODY(SUFFIX, LANES)                                               \
+        if (!dc3_use_avx512() || (nr != LANES && nr != 2 * LANES)                         \
+                || taps < 2 || taps > 3 || spacing < 1 || spacing > 2)                    \
+            return NULL;                                                                 \
+        if (nr == LANES)                                                                 \
+            return taps == 2 ? (spacing == 1 ? dc3_row_##SUFFIX##_1_2_1 : dc3_row_##SUFFIX##_1_2_2) \
+                             : (spacing == 1 ? dc3_row_##SUFFIX##_1_3_1 : dc3_row_##SUFFIX##_1_3_2); \
+        return taps == 2 ? (spacing == 1 ? dc3_row_##SUFFIX##_2_2_1 : dc3_row_##SUFFIX##_2_2_2)     \
+                         : (spacing == 1 ? dc3_row_##SUFFIX##_2_3_1 : dc3_row_##SUFFIX##_2_3_2);
+#else
+#define DC3_SELECT_ROW_BODY(SUFFIX, LANES) (void)nr; (void)taps; (void)spacing;
+#endif
+DC3_SELECT_ROW(float, f32, 16)
+DC3_SELECT_ROW(double, f64, 8)
 
 /* Whether the wide panels have a vector kernel here (else packing avoids them). */
 static int dc3_wide_available(void)
