@@ -9,6 +9,9 @@
  * The accumulators stay in registers for the whole reduction over the taps given;
  * with `accumulate` set the tile starts from the values already in `out` instead of
  * the bias, so that a long reduction can be split into cache-sized blocks.
+ * `flags` (the last int): DC3_RELU applies relu on the way out; DC3_STREAM writes the
+ * tile with non-temporal stores wherever a row of it is vector-aligned, for outputs too
+ * large to stay in cache (a normal store first reads the line it writes).
  *
  * Three widths per dtype: NR = one AVX2 vector for layers with few filters (no
  * wasted columns), two AVX2 vectors or one AVX-512 vector, and two AVX-512 vectors
@@ -25,6 +28,8 @@
 #include <stddef.h>
 
 #define DC3_MR 12
+#define DC3_RELU 1
+#define DC3_STREAM 2
 #define DC3_NR_F32 16
 #define DC3_NR_F64 8
 #define DC3_NR_SMALL_F32 8
@@ -34,23 +39,23 @@
 
 typedef void (*dc3_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
                                const float *w, const ptrdiff_t *woff, const float *bias,
-                               float **out, int accumulate, int relu);
+                               float **out, int accumulate, int flags);
 typedef void (*dc3_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
                                const double *w, const ptrdiff_t *woff, const double *bias,
-                               double **out, int accumulate, int relu);
+                               double **out, int accumulate, int flags);
 
 typedef void (*dc3_row_kernel_f32)(ptrdiff_t ntaps, ptrdiff_t channels, const float **a,
                                    const float *w, const ptrdiff_t *woff, const float *bias,
-                                   float **out, int accumulate, int relu, ptrdiff_t ldx);
+                                   float **out, int accumulate, int flags, ptrdiff_t ldx);
 typedef void (*dc3_row_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const double **a,
                                    const double *w, const ptrdiff_t *woff, const double *bias,
-                                   double **out, int accumulate, int relu, ptrdiff_t ldx);
+                                   double **out, int accumulate, int flags, ptrdiff_t ldx);
 
 /* Portable versions: plain loops the compiler vectorises for the baseline ISA. */
 #define DC3_GENERIC_KERNEL(NAME, T, NR)                                                   \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
-                     int accumulate, int relu)                                            \
+                     int accumulate, int flags)                                           \
     {                                                                                    \
         T acc[DC3_MR][NR];                                                               \
         for (int m = 0; m < DC3_MR; m++)                                                 \
@@ -71,7 +76,7 @@ typedef void (*dc3_row_kernel_f64)(ptrdiff_t ntaps, ptrdiff_t channels, const do
         for (int m = 0; m < DC3_MR; m++)                                                 \
             for (int f = 0; f < NR; f++) {                                               \
                 T v = acc[m][f];                                                         \
-                out[m][f] = (relu && v < 0) ? (T)0 : v;                                  \
+                out[m][f] = ((flags & DC3_RELU) && v < 0) ? (T)0 : v;                    \
             }                                                                            \
     }
 
@@ -94,11 +99,11 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
  * register file (16 ymm for AVX2, 32 zmm for AVX-512).  Each pass reads the weights
  * once, so fewer, fuller passes mean fewer weight loads per multiply-add. */
 #define DC3_SIMD_KERNEL(NAME, TARGET, T, V, L, NV, ROWS, LOADU, STOREU, SETZERO, SET1,    \
-                        FMADD, RELU)                                                      \
+                        FMADD, RELU, STREAM)                                              \
     __attribute__((target(TARGET)))                                                      \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
-                     int accumulate, int relu)                                            \
+                     int accumulate, int flags)                                           \
     {                                                                                    \
         for (int first = 0; first < DC3_MR; first += ROWS) {                             \
             V acc[ROWS][NV], b[NV];                                                      \
@@ -135,18 +140,25 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
             }                                                                            \
             _Pragma("GCC unroll 16")                                                     \
             for (int m = 0; m < ROWS; m++) {                                             \
+                int streamed = (flags & DC3_STREAM) && DC3_WHOLE_LINES(o[m], NV * L * sizeof(T)); \
                 _Pragma("GCC unroll 4")                                                  \
                 for (int v = 0; v < NV; v++) {                                           \
                     V s = acc[m][v];                                                     \
                     /* zero where s < 0; NaN compares false and stays, like Keras */     \
-                    if (relu)                                                            \
+                    if (flags & DC3_RELU)                                                \
                         s = RELU(s, SETZERO());                                          \
-                    STOREU(o[m] + v * L, s);                                             \
+                    if (streamed)                                                        \
+                        STREAM(o[m] + v * L, s);                                         \
+                    else                                                                 \
+                        STOREU(o[m] + v * L, s);                                         \
                 }                                                                        \
             }                                                                            \
         }                                                                                \
     }
 
+/* A voxel's row of the tile covers whole 64-byte cache lines: only then does streaming
+ * pay (a partly written line goes to memory as a slow partial write). */
+#define DC3_WHOLE_LINES(p, bytes) ((bytes) % 64 == 0 && ((size_t)(p) & 63) == 0)
 #define DC3_RELU_PS(v, z) _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ))
 #define DC3_RELU_PD(v, z) _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, z, _CMP_LT_OQ))
 #define DC3_RELU_PS512(v, z) _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LT_OQ), z)
@@ -154,16 +166,16 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 
 #define DC3_AVX2_PS "avx2,fma", float, __m256, 8
 #define DC3_AVX2_PS_OPS _mm256_loadu_ps, _mm256_storeu_ps, _mm256_setzero_ps,               \
-                        _mm256_set1_ps, _mm256_fmadd_ps, DC3_RELU_PS
+                        _mm256_set1_ps, _mm256_fmadd_ps, DC3_RELU_PS, _mm256_stream_ps
 #define DC3_AVX2_PD "avx2,fma", double, __m256d, 4
 #define DC3_AVX2_PD_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_setzero_pd,               \
-                        _mm256_set1_pd, _mm256_fmadd_pd, DC3_RELU_PD
+                        _mm256_set1_pd, _mm256_fmadd_pd, DC3_RELU_PD, _mm256_stream_pd
 #define DC3_AVX512_PS "avx512f", float, __m512, 16
 #define DC3_AVX512_PS_OPS _mm512_loadu_ps, _mm512_storeu_ps, _mm512_setzero_ps,             \
-                          _mm512_set1_ps, _mm512_fmadd_ps, DC3_RELU_PS512
+                          _mm512_set1_ps, _mm512_fmadd_ps, DC3_RELU_PS512, _mm512_stream_ps
 #define DC3_AVX512_PD "avx512f", double, __m512d, 8
 #define DC3_AVX512_PD_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_setzero_pd,             \
-                          _mm512_set1_pd, _mm512_fmadd_pd, DC3_RELU_PD512
+                          _mm512_set1_pd, _mm512_fmadd_pd, DC3_RELU_PD512, _mm512_stream_pd
 #define DC3_KERNEL(...) DC3_SIMD_KERNEL(__VA_ARGS__)
 
 /* AVX2+FMA: two ymm per row in two passes of 6 rows (12 accumulators), or one ymm
@@ -191,11 +203,11 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
  * TW weight panels of pair u lie back to back from woff[u]. */
 #define DC3_RUN 6
 #define DC3_ROW_KERNEL(NAME, TARGET, T, V, L, NV, TW, S, LOADU, STOREU, SETZERO, SET1,      \
-                       FMADD, RELU)                                                       \
+                       FMADD, RELU, STREAM)                                               \
     __attribute__((target(TARGET)))                                                      \
     static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a,                    \
                      const T *w, const ptrdiff_t *woff, const T *bias, T **out,           \
-                     int accumulate, int relu, ptrdiff_t ldx)                             \
+                     int accumulate, int flags, ptrdiff_t ldx)                            \
     {                                                                                    \
         enum { ELEMENTS = DC3_RUN + S * (TW - 1), BASES = (ELEMENTS + 2) / 3 };          \
         V acc[DC3_MR][NV], b[NV];                                                        \
@@ -251,12 +263,16 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
         }                                                                                \
         _Pragma("GCC unroll 16")                                                         \
         for (int m = 0; m < DC3_MR; m++) {                                               \
+            int streamed = (flags & DC3_STREAM) && DC3_WHOLE_LINES(out[m], NV * L * sizeof(T)); \
             _Pragma("GCC unroll 4")                                                      \
             for (int v = 0; v < NV; v++) {                                               \
                 V s = acc[m][v];                                                         \
-                if (relu)                                                                \
+                if (flags & DC3_RELU)                                                    \
                     s = RELU(s, SETZERO());                                              \
-                STOREU(out[m] + v * L, s);                                               \
+                if (streamed)                                                            \
+                    STREAM(out[m] + v * L, s);                                           \
+                else                                                                     \
+                    STOREU(out[m] + v * L, s);                                           \
             }                                                                            \
         }                                                                                \
     }
@@ -290,6 +306,15 @@ static int dc3_cpu_has_avx2_fma(void)
 static int dc3_cpu_has_avx2_fma(void) { return 0; }
 static int dc3_cpu_has_avx512(void) { return 0; }
 #endif
+
+/* Makes a thread's non-temporal stores visible to the others: each thread that may
+ * have streamed calls it once at the end of its share of the work. */
+static void dc3_store_fence(void)
+{
+#if DC3_HAVE_X86_DISPATCH
+    _mm_sfence();
+#endif
+}
 
 /* Environment overrides for testing the other paths on a machine that has them all:
  * DECONV3D_KERNEL=generic (portable C only) or =avx2 (no AVX-512). */
