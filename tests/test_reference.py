@@ -87,9 +87,9 @@ def test_without_bias_matches_reference():
     assert relative_error(actual, expected) <= 1e-12
 
 
-# Shapes chosen to reach each way the core forms its tiles of 6 voxels: along the
+# Shapes chosen to reach each way the core forms its tiles of 12 voxels: along the
 # batch or along a row, read in place or gathered (rows shorter than a tile, rows
-# that do not divide by 6, taps reaching only the middle of a tile), and the
+# that do not divide by 12, taps reaching only the middle of a tile), and the
 # one-vector-wide panels for layers with few filters.
 TILE_CASES = [
     # filters, kernel, strides, padding, dilation, spatial, channels, batch
@@ -101,6 +101,7 @@ TILE_CASES = [
     (9, 2, 2, "valid", 1, (2, 3, 14), 4, 1),                  # in-place rows, partial block
     (2, (1, 1, 7), 1, "valid", (1, 1, 2), (1, 1, 2), 1, 3),   # kernel far wider than the input
     (7, 3, 1, "same", 1, (4, 4, 4), 3, 12),                   # batch of 12: whole batch tiles
+    (7, 3, 1, "same", 1, (2, 2, 3), 3, 30),                   # batch of 30: a partial tile
     (4, (2, 3, 3), (1, 2, 2), "same", 1, (3, 6, 6), 18, 2),   # mixed strides
     (32, 3, 2, "same", 1, (3, 4, 7), 5, 1),                   # wide panels where the CPU has them
     (70, 2, 2, "valid", 1, (2, 3, 4), 6, 2),                  # several wide blocks, partial last
@@ -132,6 +133,62 @@ def test_every_tile_path_matches_reference(case, threads, dtype):
                                 None, layer.dilation_rate)
     # an explicit thread count is kept even for calls this small
     assert relative_error(layer(x), expected) <= TOLERANCE[dtype]
+
+
+# The row kernels (AVX-512): tiles of two runs of 6 voxels along w whose 2 or 3 w taps,
+# 1 or 2 input voxels apart, all reach them, with panels of one or two vectors (16 or
+# 32 float32 filters, 8 or 16 float64).  Rows whose interior is not a multiple of 6,
+# bands of rows cut short, d and h borders inside a tile, reductions long enough to be
+# split in groups, and a fused relu.  Elsewhere the same shapes take the plain kernels.
+ROW_CASES = [
+    # filters (float32), kernel, strides, padding, dilation, spatial, channels, batch
+    (32, 3, 1, "same", 1, (3, 5, 20), 8, 1),        # 3 taps 1 apart, 2x6 runs + columns
+    (16, 3, 1, "valid", 1, (2, 3, 17), 5, 2),       # one-vector panels, odd interior
+    (32, 3, 2, "same", 1, (3, 3, 14), 6, 1),        # stride 2: phases of 2 taps and of 1
+    (32, 4, 2, "same", 1, (2, 3, 13), 4, 1),        # every phase 2 taps
+    (32, 2, 1, "valid", 1, (2, 4, 15), 7, 1),       # 2 taps, 1 apart
+    (16, 3, 1, "same", 2, (2, 4, 19), 3, 1),        # dilation 2: taps 2 apart
+    (32, 2, 1, "same", 2, (3, 2, 16), 5, 1),        # 2 taps 2 apart
+    (32, 3, 1, "same", 1, (2, 2, 14), 200, 1),      # 600 channels a tap pair: split groups
+    (48, 3, 1, "same", 1, (2, 3, 13), 4, 1),        # two panels (32 + 16 filters)
+    (24, (1, 1, 3), 1, "same", 1, (1, 1, 40), 3, 1),  # partial panel, one row per band
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("case", ROW_CASES, ids=[f"rows{i}" for i in range(len(ROW_CASES))])
+def test_row_kernel_tiles_match_reference(case, activation, dtype):
+    filters, k, s, padding, d, spatial, channels, batch = case
+    if dtype == "float64":      # the same vector widths hold half as many filters
+        filters = max(1, filters // 2)
+    actual, expected = run_layer(np.random.default_rng(sum(spatial) + channels), filters, k, s,
+                                 padding, None, d, "channels_last", spatial, channels, batch,
+                                 dtype, activation=activation)
+    assert relative_error(actual, expected) <= TOLERANCE[dtype]
+
+
+# Outputs of 16 MiB and more are written with non-temporal stores (where a voxel's
+# filters cover whole cache lines); the same results must come out, on both paths of
+# the core, with a partial last panel, a fused relu, and an activation applied after
+# the core (which turns streaming off).
+STREAM_CASES = [
+    # filters, kernel, strides, padding, spatial, channels, activation
+    (32, 2, 2, "valid", (16, 32, 32), 4, None),      # kernel == stride: 16.8 MB out
+    (40, 2, 2, "valid", (16, 32, 26), 3, "relu"),    # partial panel, fused relu
+    (32, 3, 2, "same", (16, 32, 32), 3, None),       # overlapping taps
+    (16, 3, 1, "same", (48, 64, 96), 2, "tanh"),     # stride 1, activation after the core
+]
+
+
+@pytest.mark.parametrize("case", STREAM_CASES, ids=[f"stream{i}" for i in range(len(STREAM_CASES))])
+def test_streamed_outputs_match_reference(case):
+    filters, k, s, padding, spatial, channels, activation = case
+    actual, expected = run_layer(np.random.default_rng(11), filters, k, s, padding, None, 1,
+                                 "channels_last", spatial, channels, 1, "float32",
+                                 activation=activation)
+    assert actual.nbytes >= 16 << 20
+    assert relative_error(actual, expected) <= TOLERANCE["float32"]
 
 
 def axis_arguments():
