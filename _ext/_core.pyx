@@ -1041,8 +1041,20 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     # Along w, tiles heavy enough to pay for a few divisions take the w_lines order
     # (_row_split: row interiors in runs, borders by column), which the row kernels
     # need; measured 6% faster on overlap (stride 2) and 5% on stride1.
+    # Row kernels beat everything else where a phase's rows hold runs for them, however
+    # many images there are (many-small: 13% faster than tiles along the batch).
     g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
-    g.w_lines = not g.batch_fastest and g.max_taps * g.C >= 96
+    heavy = g.max_taps * g.C >= 96
+    for rw in range(g.sw):
+        if (heavy and g.batch_fastest and _row_kernel_index(
+                g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0], x.itemsize == 4) >= 0):
+            nq_w = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - _ceil_div(g.pw - rw, g.sw) + 1
+            if nq_w > 0:
+                _row_split(nq_w, _ceil_div(g.pw - rw, g.sw), g.W, &axis_delta[2, rw, 0],
+                           axis_taps[2, rw], DC3_RUN, &row_lo, &row_k, &row_r, &row_run)
+                if row_k > 0:
+                    g.batch_fastest = False
+    g.w_lines = not g.batch_fastest and heavy
     for p in range(g.sd * g.sh * g.sw):
         rw, rh, rd = p % g.sw, (p // g.sw) % g.sh, p // (g.sw * g.sh)
         # q runs over ceil((crop - r) / stride) .. floor((length - 1 + crop - r) / stride)
