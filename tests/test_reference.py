@@ -152,6 +152,7 @@ ROW_CASES = [
     (32, 3, 1, "same", 1, (2, 2, 14), 200, 1),      # 600 channels a tap pair: split groups
     (48, 3, 1, "same", 1, (2, 3, 13), 4, 1),        # two panels (32 + 16 filters)
     (24, (1, 1, 3), 1, "same", 1, (1, 1, 40), 3, 1),  # partial panel, one row per band
+    (16, 3, 1, "valid", 1, (2, 3, 8), 16, 20),     # many images: rows, not the batch
 ]
 
 
