@@ -124,7 +124,7 @@ def extensions():
     from Cython.Build import cythonize
 
     core = Extension("deconv3d._core", ["_ext/_core.pyx"], include_dirs=["_ext"],
-                     depends=["_ext/microkernels.h", "_ext/_openmp_helpers.pxd"])
+                     depends=["_ext/microkernels.h", "_ext/layout.h", "_ext/_openmp_helpers.pxd"])
     return cythonize([core], include_path=["_ext"], language_level=3)
 
 

@@ -1161,3 +1161,74 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     free(zeros)
     if n_items and min(done) == 0:
         raise MemoryError("deconv3d: could not allocate per-thread work buffers")
+
+
+# ---------------------------------------------------------------- layout changes
+# channels_first layers: the core works channels-last, so the input is transposed in
+# and the output out, one (C x W) plane of a (n, d, h) line at a time, in blocks
+# (layout.h), in parallel.  NumPy's copy of a transposed view walks one side with a
+# large stride and is 3-5x slower on outputs of tens of MB.
+cdef extern from "layout.h" nogil:
+    void dc3_transpose_plane_f32(const float*, ptrdiff_t, ptrdiff_t, float*, ptrdiff_t,
+                                 ptrdiff_t, ptrdiff_t, ptrdiff_t, int)
+    void dc3_transpose_plane_f64(const double*, ptrdiff_t, ptrdiff_t, double*, ptrdiff_t,
+                                 ptrdiff_t, ptrdiff_t, ptrdiff_t, int)
+
+
+cdef inline void _transpose_plane(const floating* src, Py_ssize_t src_row,
+                                  Py_ssize_t src_col, floating* dst, Py_ssize_t dst_row,
+                                  Py_ssize_t dst_col, Py_ssize_t rows, Py_ssize_t cols,
+                                  bint stream) noexcept nogil:
+    if floating is float:
+        dc3_transpose_plane_f32(src, src_row, src_col, dst, dst_row, dst_col, rows, cols,
+                                stream)
+    else:
+        dc3_transpose_plane_f64(src, src_row, src_col, dst, dst_row, dst_col, rows, cols,
+                                stream)
+
+
+def to_channels_last(const floating[:, :, :, :, :] x, floating[:, :, :, :, ::1] out,
+                     int num_threads=0):
+    """out[n, d, h, w, c] = x[n, c, d, h, w], for x of any strides."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], D = x.shape[2], H = x.shape[3]
+    cdef Py_ssize_t W = x.shape[4], plane, n, d, h, item = sizeof(floating)
+    cdef Py_ssize_t s0 = x.strides[0] // item, s1 = x.strides[1] // item
+    cdef Py_ssize_t s2 = x.strides[2] // item, s3 = x.strides[3] // item
+    cdef Py_ssize_t s4 = x.strides[4] // item
+    cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
+    if N * C * D * H * W == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0, 0]
+    cdef bint stream = out.size * item >= STREAM_MIN_BYTES
+    with nogil, parallel(num_threads=threads):
+        for plane in prange(N * D * H, schedule="static"):
+            h = plane % H
+            d = (plane // H) % D
+            n = plane // (H * D)
+            # rows c of the source are columns of the destination's (W x C) plane
+            _transpose_plane(xp + n * s0 + d * s2 + h * s3, s1, s4, op + plane * W * C, C,
+                             1, C, W, stream)
+        dc3_store_fence()
+
+
+def to_channels_first(const floating[:, :, :, :, ::1] y, floating[:, :, :, :, ::1] out,
+                      int num_threads=0):
+    """out[n, f, d, h, w] = y[n, d, h, w, f]."""
+    cdef Py_ssize_t N = y.shape[0], D = y.shape[1], H = y.shape[2], W = y.shape[3]
+    cdef Py_ssize_t F = y.shape[4], plane, n, d, h
+    cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
+    if N * D * H * W * F == 0:
+        return
+    cdef const floating* yp = &y[0, 0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0, 0]
+    cdef bint stream = out.size * sizeof(floating) >= STREAM_MIN_BYTES
+    with nogil, parallel(num_threads=threads):
+        for plane in prange(N * D * H, schedule="static"):
+            h = plane % H
+            d = (plane // H) % D
+            n = plane // (H * D)
+            # rows w of the source plane (W x F) are columns of the destination's (F x W)
+            _transpose_plane(yp + plane * W * F, F, 1, op + ((n * F * D + d) * H + h) * W,
+                             D * H * W, 1, W, F, stream)
+        dc3_store_fence()

@@ -422,15 +422,26 @@ class Conv3DTranspose:
         lengths = [axis.output_length for axis in plan]
         out_shape = (x.shape[0], *lengths, self.filters)
         _check_allocation(out_shape, core.itemsize, "output")
-        source = x.transpose(0, 2, 3, 4, 1) if channels_first else x
-        _check_allocation(source.shape, core.itemsize, "input (as the core reads it)")
+        core_shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_first else x.shape
+        _check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
         with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
-            source = np.require(source, dtype=core, requirements=["C", "A"])
+            if channels_first:
+                # the core reads channels-last: one blocked, parallel transpose
+                source = buffers.empty(core_shape, core)
+                _core.to_channels_last(np.require(x, dtype=core, requirements=["A"]), source,
+                                       threads)
+            else:
+                source = np.require(x, dtype=core, requirements=["C", "A"])
         out = buffers.empty(out_shape, core)
         _core.conv3d_transpose(source, packed, core_bias, out,
                                tuple(a.front_crop for a in plan), self.activation.core_code,
                                threads)
-        if channels_first or policy.compute_dtype != core:
+        del source                  # back to the pool before the output is transposed
+        if channels_first and policy.compute_dtype == core:
+            result = buffers.empty((out_shape[0], out_shape[4], *out_shape[1:4]), core)
+            _core.to_channels_first(out, result, threads)
+            out = result
+        elif channels_first or policy.compute_dtype != core:
             layout = out.transpose(0, 4, 1, 2, 3) if channels_first else out
             result = buffers.empty(layout.shape, policy.compute_dtype)
             with np.errstate(over="ignore", invalid="ignore"):

@@ -192,6 +192,25 @@ def test_streamed_outputs_match_reference(case):
     assert relative_error(actual, expected) <= TOLERANCE["float32"]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("big", [False, True], ids=["small", "streamed"])
+def test_channels_first_transposes_match_reference(big, dtype):
+    """channels_first input is transposed for the core and its output back, in blocks
+    (streamed when the output is large); any input strides are read as they are."""
+    rng = np.random.default_rng(12)
+    spatial, channels, filters = ((16, 32, 34), 5, 17) if big else ((3, 5, 7), 19, 21)
+    layer = deconv3d.Conv3DTranspose(filters, 2, 2, data_format="channels_first", dtype=dtype)
+    base = rng.standard_normal((2, 2 * channels, *spatial)).astype(dtype)
+    x = base[:, ::-2]                              # negative, non-unit channel strides
+    layer.build(x.shape)
+    layer.set_weights([rng.standard_normal(layer.kernel.shape), rng.standard_normal(filters)])
+    actual = layer(x)
+    assert actual.flags.c_contiguous and (actual.nbytes >= 16 << 20) == big
+    expected = conv3d_transpose(x, layer.kernel, layer.bias, layer.strides, layer.padding,
+                                data_format="channels_first")
+    assert relative_error(actual, expected) <= TOLERANCE[dtype]
+
+
 def axis_arguments():
     return st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
                      st.integers(0, 5), st.booleans())
