@@ -788,14 +788,24 @@ def skipped_notes(summaries: Sequence[dict]) -> List[str]:
 
 
 def busy_machine_note(meta: dict) -> List[str]:
-    """A warning line when other work competed for the cores during the run."""
-    loads = [l for l in (meta.get("load_average_start"), meta.get("load_average_end")) if l]
-    if not loads or max(l[0] for l in loads) <= 0.5 * meta["usable_cpus"]:
+    """A warning line when other work competed for the cores during the run.
+
+    The reading at the end includes the benchmark's own threads (each case keeps
+    `threads` cores busy for minutes), so only the load beyond them counts as other work.
+    """
+    start, end = meta.get("load_average_start"), meta.get("load_average_end")
+    others = []
+    if start:
+        others.append(start[0])
+    if end:
+        others.append(max(0.0, end[0] - meta.get("threads", 0)))
+    if not others or max(others) <= 0.5 * meta["usable_cpus"]:
         return []
-    return [f"- ⚠ Busy machine: the 1-minute load average reached "
-            f"{max(l[0] for l in loads):g} on {meta['usable_cpus']} usable CPUs, so other work "
-            "shared the cores: times are slower and noisier than on an idle machine, and the "
-            "roofs read low (a roofline fraction may then exceed 100%)."]
+    return [f"- ⚠ Busy machine: besides the benchmark's own {meta.get('threads')} thread(s), "
+            f"the 1-minute load average reached {max(others):.2f} on {meta['usable_cpus']} "
+            "usable CPUs, so other work shared the cores: times are slower and noisier than "
+            "on an idle machine, and the roofs read low (a roofline fraction may then exceed "
+            "100%)."]
 
 
 def markdown_report(report: dict) -> str:
