@@ -588,7 +588,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                      const Py_ssize_t* phase_offset, Py_ssize_t smax,
                      Py_ssize_t phase, Py_ssize_t first_tile, Py_ssize_t n_tiles,
                      Py_ssize_t* woff, const floating** aptr, Py_ssize_t* ntaps,
-                     Py_ssize_t* channels, unsigned char* by_rows,
+                     Py_ssize_t* channels, Py_ssize_t* group_taps, unsigned char* by_rows,
                      floating** vox, floating* scratch,
                      floating** outp, unsigned int* tap_masks,
                      const Py_ssize_t* phase_run) noexcept nogil:
@@ -769,14 +769,17 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                         woff[tile * g.max_taps + count] = u * C * nr
                         tap_offset = ((dd[ad] * g.H + dh[ah]) * g.W + dw[aw]) * C
                         ptrs = aptr + (tile * g.max_taps + count) * MR_
-                        for m in range(MR_):
-                            if (mask >> m) & 1:
-                                ptrs[m] = x + base[m] + tap_offset
-                            else:
-                                ptrs[m] = zeros
+                        if row_tile:        # the row kernels read each run's first only
+                            for m in range(2):
+                                ptrs[m * DC3_RUN] = (x + base[m * DC3_RUN] + tap_offset
+                                                     if (mask >> (m * DC3_RUN)) & 1 else zeros)
+                        else:
+                            for m in range(MR_):
+                                ptrs[m] = x + base[m] + tap_offset if (mask >> m) & 1 else zeros
                         count = count + 1
         ntaps[tile] = count
         channels[tile] = C * (w_last - w_first + 1) if merged else C
+        group_taps[tile] = max(1, g.kc // max(channels[tile], 1))
         by_rows[tile] = row_tile
 
     # 2. The reduction over taps runs in groups of about KC values, and for each group
@@ -786,7 +789,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     # taps per group: a tile's taps have C channels each, or a multiple once merged
     groups = 1
     for tile in range(n_tiles):
-        per_group = max(1, g.kc // max(channels[tile], 1))
+        per_group = group_taps[tile]
         groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
     for k in range(n_tiles * MR_ * nr):
         scratch[k] = 0
@@ -796,7 +799,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
             block_bias = NULL if bias == NULL else bias + j * nr
             block_weights = weights + phase_offset[phase] + j * phase_taps * C * nr
             for tile in range(n_tiles):
-                per_group = max(1, g.kc // max(channels[tile], 1))
+                per_group = group_taps[tile]
                 first = group * per_group
                 if first >= ntaps[tile] and group > 0:
                     continue
@@ -1115,6 +1118,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     cdef const floating** aptr = NULL
     cdef Py_ssize_t* ntaps = NULL
     cdef Py_ssize_t* channels = NULL
+    cdef Py_ssize_t* group_taps = NULL
     cdef unsigned char* by_rows = NULL
     cdef floating** vox = NULL
     cdef floating* scratch = NULL
@@ -1129,6 +1133,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         aptr = <const floating**>malloc(ct * mtaps * mr * sizeof(floating*))
         ntaps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         channels = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
+        group_taps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         by_rows = <unsigned char*>malloc(ct)
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
         scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
@@ -1136,7 +1141,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):
             if woff != NULL and aptr != NULL and ntaps != NULL and channels != NULL \
-                    and by_rows != NULL and vox != NULL \
+                    and group_taps != NULL and by_rows != NULL and vox != NULL \
                     and scratch != NULL and outp != NULL \
                     and tap_masks != NULL:
                 first_tile = work[item, 2]
@@ -1145,7 +1150,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
                     if tiles > 0:
                         _work_item(xp, wp, bp, op, zeros, &g, &axis_taps[0, 0],
                                    &axis_delta[0, 0, 0], &phase_offset[0], smax, p,
-                                   first_tile, tiles, woff, aptr, ntaps, channels, by_rows,
+                                   first_tile, tiles, woff, aptr, ntaps, channels,
+                                   group_taps, by_rows,
                                    vox, scratch, outp, tap_masks, &phase_run[0])
                 done[item] = 1
         dc3_store_fence()
@@ -1153,6 +1159,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         free(aptr)
         free(ntaps)
         free(channels)
+        free(group_taps)
         free(by_rows)
         free(vox)
         free(scratch)
