@@ -13,17 +13,28 @@ its phase r = u mod stride, each phase is reached by a fixed set of taps, and
 input i = u div stride + delta(t): a dense correlation with no multiply by
 zero.  `PackedKernel` stores, once per set of weights, every phase's taps as
 contiguous (taps x C x NR) panels; the driver groups the output voxels of one
-phase into tiles of MR voxels (along the batch or along rows, so that a tile's
-voxels usually share the taps that reach them), builds for each tile an
-indirection table (per tap and voxel, where in the input its channels are, or
-a row of zeros), and hands it to a register-blocked micro-kernel
-(`microkernels.h`) that keeps MR x NR sums in registers over all taps and
-channels.  The input is never copied.  When the kernel equals the stride and
-nothing is cropped (the U-Net up-sampling layer), every input voxel owns its
-own block of outputs and `_disjoint_item` runs the whole layer as one matrix
-product written into strided output positions.  Threads take whole work items
-(tile ranges), so no two ever write the same voxel: no atomics, no races, and
-the summation order of every output does not depend on the thread count.
+phase into tiles of MR = 12 voxels, builds for each tile an indirection table
+(per tap and voxel, where in the input its channels are, or a row of zeros),
+and hands it to a register-blocked micro-kernel (`microkernels.h`) that keeps
+MR x NR sums in registers over all taps and channels.  The input is never
+copied.
+
+Tiles run along the batch (many small images) or along rows.  Along rows
+(`w_lines`), each row's interior (the voxels every w tap reaches) is cut into
+runs and a tile takes one run from each of several rows; the borders are taken
+column by column.  A phase's w taps that all reach a tile over consecutive
+input voxels merge into one tap over their channels laid end to end.  Where a
+phase has 2 or 3 evenly spaced w taps, tiles of two runs of 6 go to the row
+kernels, which broadcast each input voxel once for every voxel it feeds and
+keep the taps' weights in registers: half the loads per multiply-add.
+
+When the kernel equals the stride and nothing is cropped (the U-Net
+up-sampling layer), every input voxel owns its own block of outputs and
+`_disjoint_item` runs the whole layer as one matrix product written into
+strided output positions.  Outputs too large for the cache are written with
+non-temporal stores.  Threads take whole work items (tile ranges), so no two
+ever write the same voxel: no atomics, no races, and the summation order of
+every output does not depend on the thread count.
 """
 
 from cython.parallel cimport prange, parallel
