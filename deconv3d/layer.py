@@ -52,9 +52,12 @@ MAX_THREADS = 1024
 # The core has one branch of work per stride phase (product of the strides).
 MAX_PHASES = 1 << 16
 
-# Below this many multiply-adds a call runs on one thread unless told otherwise: starting
-# a parallel region costs more than it saves (2-core machine: about 5e5, i.e. ~40 us).
-_SERIAL_BELOW = 500_000
+# Below this many multiply-adds a call runs on one thread unless told otherwise: a second
+# thread costs more than it saves.  Measured on 2 cores: two threads start to pay at about
+# 2e6 multiply-adds (~30 us of arithmetic), and from 5e5 already when the kernel equals
+# the stride (one matrix product, with no tile tables to build).
+_SERIAL_BELOW = 2_000_000
+_SERIAL_BELOW_KERNEL_IS_STRIDE = 500_000
 
 
 def _unique_name(base: str) -> str:
@@ -378,7 +381,9 @@ class Conv3DTranspose:
         with _calls as running:
             if threads is None:
                 threads = max(1, _core.default_thread_count() // running)
-                if self._multiply_adds(x.shape) < _SERIAL_BELOW:
+                serial_below = (_SERIAL_BELOW_KERNEL_IS_STRIDE
+                                if self.kernel_size == self.strides else _SERIAL_BELOW)
+                if self._multiply_adds(x.shape) < serial_below:
                     threads = 1
             return self._compute(x, packed, core_bias, threads)
 
