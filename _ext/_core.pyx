@@ -796,14 +796,13 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     # 2. The reduction over taps runs in groups of about KC values, and for each group
     #    filter block by filter block over every tile: a group's input stays in L2 and a
     #    block's weights in L1 while every tile of the item uses them.  Voxels past the
-    #    end and filters past F go to a zeroed scratch tile.
+    #    end and filters past F go to a scratch tile (zeroed once per thread: what it
+    #    holds for voxels past the end is never read out).
     # taps per group: a tile's taps have C channels each, or a multiple once merged
     groups = 1
     for tile in range(n_tiles):
         per_group = group_taps[tile]
         groups = max(groups, (ntaps[tile] + per_group - 1) // per_group)
-    for k in range(n_tiles * MR_ * nr):
-        scratch[k] = 0
     for group in range(groups):
         for j in range(g.blocks):
             full = g.F - j * nr >= nr
@@ -1147,7 +1146,7 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         group_taps = <Py_ssize_t*>malloc(ct * sizeof(Py_ssize_t))
         by_rows = <unsigned char*>malloc(ct)
         vox = <floating**>malloc(ct * mr * sizeof(floating*))
-        scratch = <floating*>malloc(ct * mr * g.nr * sizeof(floating))
+        scratch = <floating*>calloc(ct * mr * g.nr, sizeof(floating))
         outp = <floating**>malloc(mr * sizeof(floating*))
         tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
         for item in prange(n_items, schedule="dynamic"):

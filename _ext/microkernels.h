@@ -231,6 +231,7 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
                 for (int i = 0; i < BASES; i++)                                          \
                     q[r][i] = a[u * DC3_MR + DC3_RUN * r] + 3 * i * ldx;                 \
             }                                                                            \
+            _Pragma("GCC unroll 2")                                                      \
             for (ptrdiff_t c = 0; c < channels; c++, wc += NV * L) {                     \
                 V wv[TW][NV];                                                            \
                 _Pragma("GCC unroll 4")                                                  \
