@@ -593,6 +593,30 @@ cdef inline Py_ssize_t _w_line_tile(Py_ssize_t tile, Py_ssize_t rows, Py_ssize_t
     return m
 
 
+cdef inline void _shift_row_tile(Py_ssize_t tile, Py_ssize_t max_taps, Py_ssize_t* ntaps,
+                                 Py_ssize_t* channels, Py_ssize_t* group_taps,
+                                 unsigned char* by_rows, Py_ssize_t* woff,
+                                 const floating** aptr, floating** vox, const floating* zeros,
+                                 Py_ssize_t in_shift, Py_ssize_t out_shift) noexcept nogil:
+    """Tile `tile` as the row tile before it moved along its rows: in_shift values on
+    in the input and out_shift in the output (rows of zeros stay)."""
+    cdef Py_ssize_t e, r, m, count = ntaps[tile - 1]
+    cdef const floating** src = aptr + (tile - 1) * max_taps * DC3_MR
+    cdef const floating** dst = aptr + tile * max_taps * DC3_MR
+    ntaps[tile] = count
+    channels[tile] = channels[tile - 1]
+    group_taps[tile] = group_taps[tile - 1]
+    by_rows[tile] = 1
+    for e in range(count):
+        woff[tile * max_taps + e] = woff[(tile - 1) * max_taps + e]
+        for r in range(2):      # the row kernels read each run's first voxel only
+            m = e * DC3_MR + r * DC3_RUN
+            dst[m] = src[m] if src[m] == zeros else src[m] + in_shift
+    for m in range(DC3_MR):
+        vox[tile * DC3_MR + m] = (NULL if vox[(tile - 1) * DC3_MR + m] == NULL
+                                  else vox[(tile - 1) * DC3_MR + m] + out_shift)
+
+
 cdef void _work_item(const floating* x, const floating* weights, const floating* bias,
                      floating* out, const floating* zeros, const Geometry* g,
                      const Py_ssize_t* axis_taps, const Py_ssize_t* axis_delta,
@@ -646,6 +670,9 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     # the row kernel for this phase's run tiles, if there is one (_row_kernel_index)
     cdef int row_index = -1
     cdef bint is_run = False, row_tile
+    # the grid coordinates of the last row tile's first voxel, and its voxel count
+    cdef Py_ssize_t last_run[4]
+    cdef Py_ssize_t last_valid = -1
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
     if g.w_lines:
@@ -674,6 +701,17 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
         if g.w_lines:
             n_valid = _w_line_tile(first_tile + tile, rows, row_lo, row_k, row_r, row_run,
                                    nqd, nqh, nq, &is_run)
+            if (is_run and tile > 0 and by_rows[tile - 1] and n_valid == last_valid
+                    and nq[0][0] == last_run[0] and nq[0][1] == last_run[1]
+                    and nq[0][2] == last_run[2] and nq[0][3] == last_run[3] + row_run):
+                # the next runs of the previous row tile's rows: the same taps reach
+                # them, so its table shifted along the rows serves (no masks, no table)
+                _shift_row_tile(tile, g.max_taps, ntaps, channels, group_taps, by_rows,
+                                woff, aptr, vox, zeros, row_run * C, row_run * g.sw * g.F)
+                last_run[3] = nq[0][3]
+                continue
+            last_valid = n_valid
+            last_run[0], last_run[1], last_run[2], last_run[3] = nq[0][0], nq[0][1], nq[0][2], nq[0][3]
         else:
             n_valid = 0
             for m in range(MR_):

@@ -231,6 +231,16 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
                 for (int i = 0; i < BASES; i++)                                          \
                     q[r][i] = a[u * DC3_MR + DC3_RUN * r] + 3 * i * ldx;                 \
             }                                                                            \
+            if (u + 1 < ntaps) {                                                         \
+                /* the next pair's two input rows, while this one computes */            \
+                const char *n0 = (const char *)a[(u + 1) * DC3_MR];                      \
+                const char *n1 = (const char *)a[(u + 1) * DC3_MR + DC3_RUN];             \
+                ptrdiff_t bytes = ((ELEMENTS - 1) * ldx + channels) * (ptrdiff_t)sizeof(T); \
+                for (ptrdiff_t k = 0; k < bytes; k += 64) {                              \
+                    _mm_prefetch(n0 + k, _MM_HINT_T0);                                   \
+                    _mm_prefetch(n1 + k, _MM_HINT_T0);                                   \
+                }                                                                        \
+            }                                                                            \
             _Pragma("GCC unroll 2")                                                      \
             for (ptrdiff_t c = 0; c < channels; c++, wc += NV * L) {                     \
                 V wv[TW][NV];                                                            \
