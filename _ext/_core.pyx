@@ -466,6 +466,20 @@ cdef inline bint _line_masks(unsigned int* md, unsigned int* mh, unsigned int* m
     return True
 
 
+cdef inline unsigned int _rows_reaching(Py_ssize_t (*nq)[4], Py_ssize_t n_valid,
+                                       Py_ssize_t per_row, int axis, Py_ssize_t delta,
+                                       Py_ssize_t length) noexcept nogil:
+    """The voxel bits of the rows (per_row voxels each, in order) whose coordinate on
+    `axis`, moved by delta, lies inside the input."""
+    cdef unsigned int bits = 0, row_bits = (1u << per_row) - 1
+    cdef Py_ssize_t m = 0
+    while m < n_valid:
+        if _inside(nq[m][axis] + delta, length):
+            bits |= row_bits << m
+        m = m + per_row
+    return bits
+
+
 cdef inline void _w_line_masks(unsigned int* md, unsigned int* mh, unsigned int* mw,
                                Py_ssize_t td_n, Py_ssize_t th_n, Py_ssize_t tw_n,
                                const Py_ssize_t* dd, const Py_ssize_t* dh,
@@ -478,25 +492,12 @@ cdef inline void _w_line_masks(unsigned int* md, unsigned int* mh, unsigned int*
     run lies inside its row's interior, so every w tap reaches it, and a column's
     voxels share their w.
     """
-    cdef Py_ssize_t t, m
-    cdef unsigned int bits, row_bits = (1u << per_row) - 1
+    cdef Py_ssize_t t
     cdef unsigned int valid = (1u << n_valid) - 1
     for t in range(td_n):
-        bits = 0
-        m = 0
-        while m < n_valid:
-            if _inside(nq[m][1] + dd[t], D):
-                bits |= row_bits << m
-            m = m + per_row
-        md[t] = bits
+        md[t] = _rows_reaching(nq, n_valid, per_row, 1, dd[t], D)
     for t in range(th_n):
-        bits = 0
-        m = 0
-        while m < n_valid:
-            if _inside(nq[m][2] + dh[t], H):
-                bits |= row_bits << m
-            m = m + per_row
-        mh[t] = bits
+        mh[t] = _rows_reaching(nq, n_valid, per_row, 2, dh[t], H)
     for t in range(tw_n):
         mw[t] = valid if is_run or (n_valid > 0 and _inside(nq[0][3] + dw[t], W)) else 0
 

@@ -91,6 +91,46 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
 #define DC3_HAVE_X86_DISPATCH 1
 #include <immintrin.h>
 
+/* A tile's sums start from the bias, or from what `o` holds when accumulating ... */
+#define DC3_TILE_START(acc, ROWS, NV, o, bias, accumulate, V, L, LOADU, SETZERO)         \
+    do {                                                                                 \
+        V b_[NV];                                                                        \
+        _Pragma("GCC unroll 4")                                                          \
+        for (int v = 0; v < NV; v++)                                                     \
+            b_[v] = (bias) ? LOADU((bias) + v * L) : SETZERO();                          \
+        _Pragma("GCC unroll 16")                                                         \
+        for (int m = 0; m < ROWS; m++) {                                                 \
+            _Pragma("GCC unroll 4")                                                      \
+            for (int v = 0; v < NV; v++)                                                 \
+                acc[m][v] = (accumulate) ? LOADU((o)[m] + v * L) : b_[v];                \
+        }                                                                                \
+    } while (0)
+
+/* ... and leave through relu (if asked), streamed or stored. */
+#define DC3_TILE_END(acc, ROWS, NV, o, flags, T, V, L, STOREU, SETZERO, RELU, STREAM)    \
+    do {                                                                                 \
+        _Pragma("GCC unroll 16")                                                         \
+        for (int m = 0; m < ROWS; m++) {                                                 \
+            int streamed = ((flags) & DC3_STREAM)                                        \
+                           && DC3_WHOLE_LINES((o)[m], NV * L * sizeof(T));               \
+            _Pragma("GCC unroll 4")                                                      \
+            for (int v = 0; v < NV; v++) {                                               \
+                V s = acc[m][v];                                                         \
+                /* zero where s < 0; NaN compares false and stays, like Keras */         \
+                if ((flags) & DC3_RELU)                                                  \
+                    s = RELU(s, SETZERO());                                              \
+                if (streamed)                                                            \
+                    STREAM((o)[m] + v * L, s);                                           \
+                else                                                                     \
+                    STOREU((o)[m] + v * L, s);                                           \
+            }                                                                            \
+        }                                                                                \
+    } while (0)
+
+/* A voxel's row of the tile covers whole 64-byte cache lines: only then does streaming
+ * pay (a partly written line goes to memory as a slow partial write). */
+#define DC3_WHOLE_LINES(p, bytes) ((bytes) % 64 == 0 && ((size_t)(p) & 63) == 0)
+
 /* One vector kernel, written once for every ISA, dtype and width: TARGET is the
  * target attribute, V the vector type, L its lanes, NV the vectors per row of the
  * tile (NR = NV * L), ROWS the voxels whose sums stay in registers together, and the
@@ -106,17 +146,9 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
                      int accumulate, int flags)                                           \
     {                                                                                    \
         for (int first = 0; first < DC3_MR; first += ROWS) {                             \
-            V acc[ROWS][NV], b[NV];                                                      \
+            V acc[ROWS][NV];                                                             \
             T **o = out + first;                                                         \
-            _Pragma("GCC unroll 4")                                                      \
-            for (int v = 0; v < NV; v++)                                                 \
-                b[v] = bias ? LOADU(bias + v * L) : SETZERO();                           \
-            _Pragma("GCC unroll 16")                                                     \
-            for (int m = 0; m < ROWS; m++) {                                             \
-                _Pragma("GCC unroll 4")                                                  \
-                for (int v = 0; v < NV; v++)                                             \
-                    acc[m][v] = accumulate ? LOADU(o[m] + v * L) : b[v];                 \
-            }                                                                            \
+            DC3_TILE_START(acc, ROWS, NV, o, bias, accumulate, V, L, LOADU, SETZERO);    \
             for (ptrdiff_t u = 0; u < ntaps; u++) {                                      \
                 const T *wc = w + woff[u];                                               \
                 const T *const *au = a + u * DC3_MR + first;                             \
@@ -138,27 +170,10 @@ DC3_GENERIC_KERNEL(dc3_kernel_f64_wide_generic, double, DC3_NR_WIDE_F64)
                     }                                                                    \
                 }                                                                        \
             }                                                                            \
-            _Pragma("GCC unroll 16")                                                     \
-            for (int m = 0; m < ROWS; m++) {                                             \
-                int streamed = (flags & DC3_STREAM) && DC3_WHOLE_LINES(o[m], NV * L * sizeof(T)); \
-                _Pragma("GCC unroll 4")                                                  \
-                for (int v = 0; v < NV; v++) {                                           \
-                    V s = acc[m][v];                                                     \
-                    /* zero where s < 0; NaN compares false and stays, like Keras */     \
-                    if (flags & DC3_RELU)                                                \
-                        s = RELU(s, SETZERO());                                          \
-                    if (streamed)                                                        \
-                        STREAM(o[m] + v * L, s);                                         \
-                    else                                                                 \
-                        STOREU(o[m] + v * L, s);                                         \
-                }                                                                        \
-            }                                                                            \
+            DC3_TILE_END(acc, ROWS, NV, o, flags, T, V, L, STOREU, SETZERO, RELU, STREAM); \
         }                                                                                \
     }
 
-/* A voxel's row of the tile covers whole 64-byte cache lines: only then does streaming
- * pay (a partly written line goes to memory as a slow partial write). */
-#define DC3_WHOLE_LINES(p, bytes) ((bytes) % 64 == 0 && ((size_t)(p) & 63) == 0)
 #define DC3_RELU_PS(v, z) _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ))
 #define DC3_RELU_PD(v, z) _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, z, _CMP_LT_OQ))
 #define DC3_RELU_PS512(v, z) _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LT_OQ), z)
@@ -210,16 +225,8 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
                      int accumulate, int flags, ptrdiff_t ldx)                            \
     {                                                                                    \
         enum { ELEMENTS = DC3_RUN + S * (TW - 1), BASES = (ELEMENTS + 2) / 3 };          \
-        V acc[DC3_MR][NV], b[NV];                                                        \
-        _Pragma("GCC unroll 4")                                                          \
-        for (int v = 0; v < NV; v++)                                                     \
-            b[v] = bias ? LOADU(bias + v * L) : SETZERO();                               \
-        _Pragma("GCC unroll 16")                                                         \
-        for (int m = 0; m < DC3_MR; m++) {                                               \
-            _Pragma("GCC unroll 4")                                                      \
-            for (int v = 0; v < NV; v++)                                                 \
-                acc[m][v] = accumulate ? LOADU(out[m] + v * L) : b[v];                   \
-        }                                                                                \
+        V acc[DC3_MR][NV];                                                               \
+        DC3_TILE_START(acc, DC3_MR, NV, out, bias, accumulate, V, L, LOADU, SETZERO);    \
         for (ptrdiff_t u = 0; u < ntaps; u++) {                                          \
             const T *wc = w + woff[u];                                                   \
             /* every third input voxel of a row: the others are one or two ldx on, */    \
@@ -272,24 +279,11 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
                 }                                                                        \
             }                                                                            \
         }                                                                                \
-        _Pragma("GCC unroll 16")                                                         \
-        for (int m = 0; m < DC3_MR; m++) {                                               \
-            int streamed = (flags & DC3_STREAM) && DC3_WHOLE_LINES(out[m], NV * L * sizeof(T)); \
-            _Pragma("GCC unroll 4")                                                      \
-            for (int v = 0; v < NV; v++) {                                               \
-                V s = acc[m][v];                                                         \
-                if (flags & DC3_RELU)                                                    \
-                    s = RELU(s, SETZERO());                                              \
-                if (streamed)                                                            \
-                    STREAM(out[m] + v * L, s);                                           \
-                else                                                                     \
-                    STOREU(out[m] + v * L, s);                                           \
-            }                                                                            \
-        }                                                                                \
+        DC3_TILE_END(acc, DC3_MR, NV, out, flags, T, V, L, STOREU, SETZERO, RELU, STREAM); \
     }
 #define DC3_ROW_KERNEL_(...) DC3_ROW_KERNEL(__VA_ARGS__)
 /* name suffix: dtype, vectors per voxel, taps, spacing */
-#define DC3_ROW_KERNELS(T, ISA, OPS, SUFFIX)                                             \
+#define DC3_ROW_KERNELS(ISA, OPS, SUFFIX)                                             \
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_2_1, ISA, 1, 2, 1, OPS)                          \
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_2_2, ISA, 1, 2, 2, OPS)                          \
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_1_3_1, ISA, 1, 3, 1, OPS)                          \
@@ -298,8 +292,8 @@ DC3_KERNEL(dc3_kernel_f64_normal_avx512, DC3_AVX512_PD, 1, 12, DC3_AVX512_PD_OPS
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_2_2, ISA, 2, 2, 2, OPS)                          \
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_3_1, ISA, 2, 3, 1, OPS)                          \
     DC3_ROW_KERNEL_(dc3_row_##SUFFIX##_2_3_2, ISA, 2, 3, 2, OPS)
-DC3_ROW_KERNELS(float, DC3_AVX512_PS, DC3_AVX512_PS_OPS, f32)
-DC3_ROW_KERNELS(double, DC3_AVX512_PD, DC3_AVX512_PD_OPS, f64)
+DC3_ROW_KERNELS(DC3_AVX512_PS, DC3_AVX512_PS_OPS, f32)
+DC3_ROW_KERNELS(DC3_AVX512_PD, DC3_AVX512_PD_OPS, f64)
 
 static int dc3_cpu_has_avx512(void)
 {
