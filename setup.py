@@ -123,8 +123,15 @@ def module_version(name):
 def extensions():
     from Cython.Build import cythonize
 
-    core = Extension("deconv3d._core", ["_ext/_core.pyx"], include_dirs=["_ext"],
-                     depends=["_ext/microkernels.h", "_ext/layout.h", "_ext/_openmp_helpers.pxd"])
+    import glob
+
+    import numpy
+
+    core = Extension("deconv3d._core", ["_ext/_core.pyx"],
+                     include_dirs=["_ext", numpy.get_include()],
+                     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                     depends=glob.glob("_ext/*.pxd") + glob.glob("_ext/*.h")
+                     + glob.glob("_ext/kernels/*.h"))
     return cythonize([core], include_path=["_ext"], language_level=3)
 
 

@@ -315,13 +315,8 @@ class Conv3DTranspose:
             raise ValueError(f"strides={self.strides} split the output into "
                              f"{math.prod(self.strides)} phases; deconv3d supports at most "
                              f"{MAX_PHASES} (the product of the strides)")
-        packed = _core.PackedKernel(kernel, self.strides, self.dilation_rate, core)
-        core_bias = None
-        if bias is not None:
-            # the micro-kernels read whole blocks of filters: pad the bias to match
-            core_bias = np.zeros(packed.filter_blocks * packed.nr, dtype=core)
-            core_bias[:bias.size] = bias
-        self._state = (kernel, bias, packed, core_bias)
+        packed = _core.PackedKernel(kernel, bias, self.strides, self.dilation_rate, core)
+        self._state = (kernel, bias, packed)
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape) -> None:
@@ -336,8 +331,9 @@ class Conv3DTranspose:
         _check_allocation(kernel_shape, itemsize, "kernel")
         # the bias, and the packed kernel (filters padded to a block, at least one channel)
         _check_allocation((self.filters,), itemsize, "bias")
-        _check_allocation(self.kernel_size + (self.filters + 16, max(channels, 1)), 8,
-                          "packed kernel")
+        _check_allocation((_core.PackedKernel.nbytes_for(
+            self.kernel_size, self.filters, channels, self.dtype_policy.core_dtype),), 1,
+            "packed kernel (bytes)")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
         kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng,
@@ -371,7 +367,7 @@ class Conv3DTranspose:
         x = self._as_input(inputs)
         if not self.built:
             self.build(x.shape)
-        kernel, _, packed, core_bias = self._state
+        kernel, _, packed = self._state
         channel_axis = 4 if self.data_format == "channels_last" else 1
         if x.shape[channel_axis] != kernel.shape[4]:
             raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
@@ -385,7 +381,7 @@ class Conv3DTranspose:
                                 if self.kernel_size == self.strides else _SERIAL_BELOW)
                 if self._multiply_adds(x.shape) < serial_below:
                     threads = 1
-            return self._compute(x, packed, core_bias, threads)
+            return self._compute(x, packed, threads)
 
     def _multiply_adds(self, input_shape) -> int:
         """Multiply-adds of a call: every input value meets every tap and filter."""
@@ -417,7 +413,7 @@ class Conv3DTranspose:
                             f"{compute}, but `inputs` has dtype {x.dtype}")
         return x
 
-    def _compute(self, x, packed, core_bias, threads) -> np.ndarray:
+    def _compute(self, x, packed, threads) -> np.ndarray:
         policy = self.dtype_policy
         core = policy.core_dtype
         channels_first = self.data_format == "channels_first"
@@ -438,9 +434,8 @@ class Conv3DTranspose:
             else:
                 source = np.require(x, dtype=core, requirements=["C", "A"])
         out = buffers.empty(out_shape, core)
-        _core.conv3d_transpose(source, packed, core_bias, out,
-                               tuple(a.front_crop for a in plan), self.activation.core_code,
-                               threads)
+        _core.conv3d_transpose(source, packed, out, tuple(a.front_crop for a in plan),
+                               self.activation.core_code, threads)
         del source                  # back to the pool before the output is transposed
         if channels_first and policy.compute_dtype == core:
             result = buffers.empty((out_shape[0], out_shape[4], *out_shape[1:4]), core)

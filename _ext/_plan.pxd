@@ -1,0 +1,138 @@
+# What the core decides once per (packed kernel, input shape, crops, activation, threads):
+# the layer's geometry, one PhasePlan per stride phase and the tuning constants behind
+# those decisions.  Integers only, so a plan is computed once and reused by every call
+# with the same shapes (deconv3d._core.Plan caches it on the packed kernel).
+from _kernels cimport dc3_kernel, DC3_MR
+
+# ---------------------------------------------------------------- tuning constants
+# Every number the planner uses, with the measurement behind it where there is one.
+cdef enum:
+    # The w_lines tile order (row interiors in runs, borders by column) costs a few
+    # divisions per tile; tiles whose reduction (taps x channels) is at least this long
+    # pay for them easily.  w_lines measured 6% faster on overlap (stride 2) and 5% on
+    # stride1 than plain tiles along w.
+    W_LINES_MIN_REDUCTION = 96
+    # Values of one reduction group (taps x channels): a group's input for the whole
+    # work item stays in L2 while one filter block's weights sit in L1.
+    KC_F32 = 512
+    KC_F64 = 256
+    # Tiles per work item: at most this many (the table of one item stays small) ...
+    MAX_ITEM_TILES = 32
+    # ... and at least this many items per thread, for dynamic scheduling to balance.
+    MIN_ITEMS_PER_THREAD = 8
+    # One work item's indirection table stays under this many bytes.
+    MAX_TABLE_BYTES = 1 << 20
+    # Above this size the packed kernel no longer stays in L2 while one work item sweeps
+    # every phase, so items take one phase each.
+    ALL_PHASES_MAX_KERNEL_BYTES = 1 << 20
+    # Outputs at least this large are written with non-temporal stores: they cannot
+    # stay in cache anyway, and a normal store first reads each line it writes
+    # (measured: 17 GB/s with normal stores, 47 GB/s streaming, on two threads).
+    # Smaller outputs stay in cache for whoever reads them next.
+    STREAM_MIN_BYTES = 16 << 20
+    # kernel == stride: items of up to this many tiles (one weight panel serves them
+    # all), and at least this many items per thread.
+    DISJOINT_MAX_ITEM_TILES = 64
+    DISJOINT_MIN_ITEMS_PER_THREAD = 16
+
+
+cdef struct Geometry:
+    # input (N, D, H, W, C) and output (N, OD, OH, OW, F), channels-last
+    Py_ssize_t N, D, H, W, C, OD, OH, OW, F
+    # per axis (d, h, w): stride and front crop
+    Py_ssize_t sd, sh, sw, pd, ph, pw
+    # packed panels: filters per panel and panels; taps of the longest axis and phase
+    Py_ssize_t nr, blocks, max_axis_taps, max_taps
+    # tiles per work item and in all (over every phase); values per reduction group
+    Py_ssize_t chunk_tiles, total_tiles, kc
+    # tile order: batch index fastest (many images, small volumes) or w fastest; with
+    # w fastest, w_lines puts each row's interior into whole tiles (see _row_split)
+    bint batch_fastest, w_lines
+    # kernel == stride with nothing cropped: _disjoint_item computes the layer
+    bint disjoint
+    # an activation code (_activations.pxd); write with non-temporal stores
+    int activation
+    bint stream
+
+
+cdef struct PhasePlan:
+    # the phase: stride residue per axis, and where its panels start in the weights
+    Py_ssize_t rd, rh, rw, weights
+    # taps per axis, and where their input offsets start in PackedKernel.axis_delta
+    Py_ssize_t td_n, th_n, tw_n, dd, dh, dw
+    # the input-grid points the phase covers: first and count per axis; rows = N*nqd*nqh
+    Py_ssize_t q0d, q0h, q0w, nqd, nqh, nqw, rows
+    # w_lines split of a row (_row_split) and the phase's tile count
+    Py_ssize_t row_lo, row_k, row_r, row_run, tiles
+    # the w taps read consecutive input voxels (always so with dilation 1)
+    bint w_consecutive
+    # the row kernel for the phase's run tiles, or NULL
+    const dc3_kernel* row_kernel
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # b > 0; correct for negative a too
+    return -((-a) // b) if a < 0 else (a + b - 1) // b
+
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return -((-a + b - 1) // b) if a < 0 else a // b
+
+
+cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
+    return 0 <= i < length
+
+
+cdef inline void _grid_range(Py_ssize_t length, Py_ssize_t crop, Py_ssize_t stride,
+                             Py_ssize_t r, Py_ssize_t* q0, Py_ssize_t* nq) noexcept nogil:
+    """The input-grid points q of phase r on one axis: output o = q*stride + r - crop
+    for o in [0, length), so q runs over ceil((crop - r) / stride) ..
+    floor((length - 1 + crop - r) / stride); nq may come out <= 0 (no such point)."""
+    q0[0] = _ceil_div(crop - r, stride)
+    nq[0] = _floor_div(length - 1 + crop - r, stride) - q0[0] + 1
+
+
+cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,
+                           const Py_ssize_t* dw, Py_ssize_t tw_n, Py_ssize_t forced_run,
+                           Py_ssize_t* lo, Py_ssize_t* k, Py_ssize_t* r,
+                           Py_ssize_t* run) noexcept nogil:
+    """How the w_lines order splits one row of a phase (nqw voxels).
+
+    Voxels [lo, lo + run * k) of a row are interior (every w tap reaches the input
+    for them) and form k runs of `run` voxels; a tile takes one run from each of
+    MR / run consecutive rows.  The run length is the divisor of MR that leaves the
+    fewest interior voxels over (a row of 30 takes runs of 6, not 12).  The r other
+    voxels of a row (its borders and the remainder) are taken column by column across
+    a band of MR rows, so that a tile of them shares one set of w taps instead of
+    mixing a row's two ends.  A phase served by row kernels takes forced_run = their
+    run length instead.
+    """
+    cdef Py_ssize_t first = 0, end = nqw, length, best = -1, candidate
+    cdef Py_ssize_t divisors[5]
+    cdef int i
+    divisors[0], divisors[1], divisors[2] = DC3_MR, DC3_MR // 2, DC3_MR // 3
+    divisors[3], divisors[4] = DC3_MR // 4, DC3_MR // 6
+    if tw_n > 0:        # taps are sorted by input offset
+        first = min(max(-q0w - dw[0], 0), nqw)
+        end = min(max(W - q0w - dw[tw_n - 1], first), nqw)
+    length = end - first
+    run[0] = DC3_MR
+    for i in range(5):
+        candidate = (length // divisors[i]) * divisors[i]
+        if candidate > best:
+            best = candidate
+            run[0] = divisors[i]
+    if forced_run > 0:
+        run[0] = forced_run
+    lo[0] = first
+    k[0] = length // run[0]
+    r[0] = nqw - k[0] * run[0]
+
+
+cdef inline Py_ssize_t _w_line_tiles(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t r,
+                                     Py_ssize_t run) noexcept nogil:
+    """Tiles of a phase in the w_lines order: bands of MR rows, each with run * k
+    tiles of runs and r column tiles (a last, thinner band has partial tiles)."""
+    cdef Py_ssize_t last_band = rows % DC3_MR, per_tile = DC3_MR // run
+    return ((rows // DC3_MR) * (run * k + r)
+            + (_ceil_div(last_band, per_tile) * k + r if last_band else 0))
