@@ -82,6 +82,11 @@ def default_thread_count():
     return omp_get_max_threads()
 
 
+def data_address(cnp.ndarray array):
+    """Where an array's data starts in memory."""
+    return <size_t>cnp.PyArray_DATA(array)
+
+
 ACTIVATION_CODES = {
     "linear": ACT_LINEAR, "relu": ACT_RELU, "relu6": ACT_RELU6,
     "leaky_relu": ACT_LEAKY_RELU, "elu": ACT_ELU, "celu": ACT_CELU, "selu": ACT_SELU,

@@ -11,7 +11,7 @@ import numbers
 import os
 import threading
 import warnings
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -58,6 +58,18 @@ MAX_PHASES = 1 << 16
 # the stride (one matrix product, with no tile tables to build).
 _SERIAL_BELOW = 2_000_000
 _SERIAL_BELOW_KERNEL_IS_STRIDE = 500_000
+
+
+class _CallShape(NamedTuple):
+    """What calls on one input shape need, worked out (and checked) once."""
+    output_shape: tuple
+    core_shape: tuple           # the input as the core reads it (channels-last)
+    crops: tuple                # front crop per spatial axis
+    serial: bool                # too small for a second thread to pay
+
+
+# input shapes whose _CallShape a layer keeps (the most recent ones)
+_SHAPES_KEPT = 16
 
 
 def _unique_name(base: str) -> str:
@@ -215,8 +227,8 @@ class Conv3DTranspose:
 
         self.built = False
         self._build_input_shape = None
-        # (kernel, bias, packed kernel, core bias) replaced as one tuple, so that a
-        # concurrent call never sees a mix of old and new weights
+        # (kernel, bias, packed kernel, {input shape: _CallShape}) replaced as one tuple,
+        # so that a concurrent call never sees a mix of old and new weights
         self._state = None
 
     # ------------------------------------------------------------------ dtypes
@@ -316,7 +328,7 @@ class Conv3DTranspose:
                              f"{math.prod(self.strides)} phases; deconv3d supports at most "
                              f"{MAX_PHASES} (the product of the strides)")
         packed = _core.PackedKernel(kernel, bias, self.strides, self.dilation_rate, core)
-        self._state = (kernel, bias, packed)
+        self._state = (kernel, bias, packed, {})
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape) -> None:
@@ -367,21 +379,43 @@ class Conv3DTranspose:
         x = self._as_input(inputs)
         if not self.built:
             self.build(x.shape)
-        kernel, _, packed = self._state
-        channel_axis = 4 if self.data_format == "channels_last" else 1
-        if x.shape[channel_axis] != kernel.shape[4]:
-            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
-                             f"expected axis {channel_axis} of input shape to have value "
-                             f"{kernel.shape[4]}, but received input with shape {x.shape}")
+        _, _, packed, seen = self._state
+        call = seen.get(x.shape)
+        if call is None:
+            call = self._call_shape(x.shape, seen)
         threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
         with _calls as running:
             if threads is None:
-                threads = max(1, _core.default_thread_count() // running)
-                serial_below = (_SERIAL_BELOW_KERNEL_IS_STRIDE
-                                if self.kernel_size == self.strides else _SERIAL_BELOW)
-                if self._multiply_adds(x.shape) < serial_below:
-                    threads = 1
-            return self._compute(x, packed, threads)
+                threads = 1 if call.serial else max(1, _core.default_thread_count() // running)
+            return self._compute(x, packed, call, threads)
+
+    def _call_shape(self, input_shape, seen) -> "_CallShape":
+        """Check an input shape not seen since the weights were set, and remember what
+        calls on it need (repeated calls then skip these checks and sums)."""
+        kernel = self._state[0]
+        channel_axis = 4 if self.data_format == "channels_last" else 1
+        if input_shape[channel_axis] != kernel.shape[4]:
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                             f"expected axis {channel_axis} of input shape to have value "
+                             f"{kernel.shape[4]}, but received input with shape {input_shape}")
+        core = self.dtype_policy.core_dtype
+        channels_first = self.data_format == "channels_first"
+        spatial = input_shape[2:] if channels_first else input_shape[1:4]
+        plan = shapes.plan_axes(spatial, self.kernel_size, self.strides, self.padding,
+                                self.output_padding, self.dilation_rate)
+        out_shape = (input_shape[0], *(axis.output_length for axis in plan), self.filters)
+        _check_allocation(out_shape, core.itemsize, "output")
+        core_shape = ((input_shape[0], *input_shape[2:], input_shape[1]) if channels_first
+                      else input_shape)
+        _check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
+        serial_below = (_SERIAL_BELOW_KERNEL_IS_STRIDE
+                        if self.kernel_size == self.strides else _SERIAL_BELOW)
+        call = _CallShape(out_shape, core_shape, tuple(axis.front_crop for axis in plan),
+                          self._multiply_adds(input_shape) < serial_below)
+        if len(seen) >= _SHAPES_KEPT:
+            seen.clear()
+        seen[input_shape] = call
+        return call
 
     def _multiply_adds(self, input_shape) -> int:
         """Multiply-adds of a call: every input value meets every tap and filter."""
@@ -413,29 +447,25 @@ class Conv3DTranspose:
                             f"{compute}, but `inputs` has dtype {x.dtype}")
         return x
 
-    def _compute(self, x, packed, threads) -> np.ndarray:
+    def _compute(self, x, packed, call, threads) -> np.ndarray:
         policy = self.dtype_policy
         core = policy.core_dtype
         channels_first = self.data_format == "channels_first"
-        spatial = x.shape[2:] if channels_first else x.shape[1:4]
-        plan = shapes.plan_axes(spatial, self.kernel_size, self.strides, self.padding,
-                                self.output_padding, self.dilation_rate)
-        lengths = [axis.output_length for axis in plan]
-        out_shape = (x.shape[0], *lengths, self.filters)
-        _check_allocation(out_shape, core.itemsize, "output")
-        core_shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_first else x.shape
-        _check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
-        with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
-            if channels_first:
-                # the core reads channels-last: one blocked, parallel transpose
-                source = buffers.empty(core_shape, core)
-                _core.to_channels_last(np.require(x, dtype=core, requirements=["A"]), source,
-                                       threads)
-            else:
-                source = np.require(x, dtype=core, requirements=["C", "A"])
+        out_shape = call.output_shape
+        if not channels_first and x.dtype == core and x.flags.c_contiguous and x.flags.aligned:
+            source = x
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
+                if channels_first:
+                    # the core reads channels-last: one blocked, parallel transpose
+                    source = buffers.empty(call.core_shape, core)
+                    _core.to_channels_last(np.require(x, dtype=core, requirements=["A"]),
+                                           source, threads)
+                else:
+                    source = np.require(x, dtype=core, requirements=["C", "A"])
         out = buffers.empty(out_shape, core)
-        _core.conv3d_transpose(source, packed, out, tuple(a.front_crop for a in plan),
-                               self.activation.core_code, threads)
+        _core.conv3d_transpose(source, packed, out, call.crops, self.activation.core_code,
+                               threads)
         del source                  # back to the pool before the output is transposed
         if channels_first and policy.compute_dtype == core:
             result = buffers.empty((out_shape[0], out_shape[4], *out_shape[1:4]), core)
