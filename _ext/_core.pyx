@@ -82,6 +82,14 @@ def default_thread_count():
     return omp_get_max_threads()
 
 
+def find_kernel(int itemsize, str kind, int nr, int taps=0, int spacing=0):
+    """The name of the micro-kernel this CPU (and DECONV3D_KERNEL) would run for a
+    (dtype size, "gemm" or "row", panel width, w taps, spacing), or None."""
+    cdef const dc3_kernel* found = dc3_find_kernel(
+        itemsize, DC3_KIND_ROW if kind == "row" else DC3_KIND_GEMM, nr, taps, spacing)
+    return None if found == NULL else found.name.decode()
+
+
 def data_address(cnp.ndarray array):
     """Where an array's data starts in memory."""
     return <size_t>cnp.PyArray_DATA(array)
@@ -288,6 +296,12 @@ cdef class Plan:
 
     def __cinit__(self, PackedKernel kernel, tuple input_shape, tuple output_shape,
                   tuple crops, int activation, int threads):
+        if (len(input_shape) != 5 or len(output_shape) != 5 or len(crops) != 3
+                or input_shape[4] != kernel.channels or output_shape[4] != kernel.filters
+                or input_shape[0] != output_shape[0] or min(input_shape + output_shape) < 0):
+            raise ValueError(f"no plan for input {input_shape} and output {output_shape} "
+                             f"(crops {crops}) with a kernel of {kernel.channels} channels "
+                             f"and {kernel.filters} filters")
         self.kernel, self.input_shape, self.output_shape = kernel, input_shape, output_shape
         self.crops, self.activation, self.threads = crops, activation, threads
         self.itemsize = kernel.weights.dtype.itemsize

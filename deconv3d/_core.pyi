@@ -1,20 +1,23 @@
-# Type information for the compiled core (_ext/_core.pyx).
-from typing import Dict, Optional, Tuple
+# Type information for the compiled core (_ext/_core.pyx); checked by mypy's stubtest.
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
 ACTIVATION_CODES: Dict[str, int]
+TUNING: Dict[str, int]
 openmp_enabled: bool
 openmp_version: int
 micro_kernel: str
 MR: int
-ALL_PHASES_MAX_KERNEL_BYTES: int
 
 def default_thread_count() -> int: ...
+def find_kernel(itemsize: int, kind: str, nr: int, taps: int = ..., spacing: int = ...) -> Optional[str]: ...
+def data_address(array: np.ndarray) -> int: ...
 
 class PackedKernel:
     weights: np.ndarray
+    bias: Optional[np.ndarray]
     kernel_size: Tuple[int, int, int]
     strides: Tuple[int, int, int]
     dilations: Tuple[int, int, int]
@@ -24,13 +27,36 @@ class PackedKernel:
     filter_blocks: int
     max_axis_taps: int
     max_taps: int
-    def __init__(self, kernel: npt.ArrayLike, strides: Tuple[int, int, int],
-                 dilations: Tuple[int, int, int], dtype: npt.DTypeLike) -> None: ...
+    axis_taps: np.ndarray
+    axis_delta: np.ndarray
+    phase_offset: np.ndarray
+    def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
+                 strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
+                 dtype: npt.DTypeLike) -> None: ...
+    @staticmethod
+    def nbytes_for(kernel_size: Tuple[int, int, int], filters: int, channels: int,
+                   dtype: npt.DTypeLike) -> int: ...
     @property
     def dtype(self) -> np.dtype: ...
+    def plan(self, input_shape: Tuple[int, ...], output_shape: Tuple[int, ...],
+             crops: Tuple[int, int, int], activation: int = ..., num_threads: int = ...) -> Plan: ...
 
-def conv3d_transpose(x: np.ndarray, kernel: PackedKernel, bias: Optional[np.ndarray],
-                     out: np.ndarray, crops: Tuple[int, int, int], activation: int = ...,
+class Plan:
+    kernel: PackedKernel
+    input_shape: Tuple[int, ...]
+    output_shape: Tuple[int, ...]
+    crops: Tuple[int, int, int]
+    threads: int
+    activation: int
+    def __init__(self, kernel: PackedKernel, input_shape: Tuple[int, ...],
+                 output_shape: Tuple[int, ...], crops: Tuple[int, int, int], activation: int,
+                 threads: int) -> None: ...
+    def explain(self) -> Dict[str, Any]: ...
+    def shape_of(self, first: int) -> Tuple[int, ...]: ...
+    def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
+
+def conv3d_transpose(x: np.ndarray, kernel: PackedKernel, out: np.ndarray,
+                     crops: Tuple[int, int, int], activation: int = ...,
                      num_threads: int = ...) -> None: ...
 def to_channels_last(x: np.ndarray, out: np.ndarray, num_threads: int = ...) -> None: ...
 def to_channels_first(y: np.ndarray, out: np.ndarray, num_threads: int = ...) -> None: ...

@@ -417,6 +417,19 @@ class Conv3DTranspose:
         seen[input_shape] = call
         return call
 
+    def _core_plan(self, input_shape, num_threads=None):
+        """The core's plan for a call on inputs of this shape (`.explain()` tells what
+        it does), with the thread count a lone call would use."""
+        if not self.built:
+            self.build(input_shape)
+        input_shape = tuple(input_shape)
+        call = self._state[3].get(input_shape) or self._call_shape(input_shape, self._state[3])
+        threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
+        if threads is None:
+            threads = 1 if call.serial else _core.default_thread_count()
+        return self._state[2].plan(call.core_shape, call.output_shape, call.crops,
+                                   self.activation.core_code, threads)
+
     def _multiply_adds(self, input_shape) -> int:
         """Multiply-adds of a call: every input value meets every tap and filter."""
         return math.prod(input_shape) * self.filters * math.prod(self.kernel_size)
