@@ -50,6 +50,10 @@ REPO_ROOT = BENCH_DIR.parent
 
 PEERS = ("torch", "tensorflow", "onnxruntime")
 IMPLEMENTATIONS = ("deconv3d",) + PEERS
+# `--baseline DIR` adds an earlier build of deconv3d (a folder holding its built
+# `deconv3d` package), timed in the same run; the child finds it through this variable.
+BASELINE = "baseline"
+BASELINE_ENV = "DECONV3D_BENCH_BASELINE"
 # Largest accepted |peer - deconv3d| / max|deconv3d| before a result is flagged.
 TOLERANCE = 1e-4
 CHILD_TIMEOUT_SECONDS = 1800
@@ -214,6 +218,18 @@ def torch_padding(case: Case):
     return tuple(padding), tuple(output_padding), None if exact else tuple(window + [slice(None)])
 
 
+def setup_baseline(case: Case, kernel, bias, threads: int) -> Callable:
+    """The earlier build named by --baseline: its folder goes first on the path."""
+    folder = os.environ.get(BASELINE_ENV)
+    if not folder:
+        raise PeerUnavailable("no --baseline folder given")
+    sys.path.insert(0, folder)
+    module = import_deconv3d()
+    if not Path(module.__file__).resolve().is_relative_to(Path(folder).resolve()):
+        raise PeerUnavailable(f"deconv3d came from {module.__file__}, not from {folder}")
+    return setup_deconv3d(case, kernel, bias, threads)
+
+
 def setup_torch(case: Case, kernel, bias, threads: int) -> Callable:
     import numpy as np
 
@@ -322,6 +338,7 @@ def setup_onnxruntime(case: Case, kernel, bias, threads: int) -> Callable:
 
 
 SETUPS: Dict[str, Callable] = {
+    BASELINE: setup_baseline,
     "deconv3d": setup_deconv3d,
     "torch": setup_torch,
     "tensorflow": setup_tensorflow,
@@ -462,7 +479,7 @@ def measure_implementation(impl: str, case: Case, threads: int, policy: TimingPo
     result = {"status": "ok", **timing, "peak_extra_mib": memory.extra_bytes / 2 ** 20}
     y = run(x)
     result["output_c_contiguous"] = bool(y.flags.c_contiguous)
-    if impl != "deconv3d":
+    if impl not in ("deconv3d", BASELINE):
         save({**result, "check": {"ok": False, "error": "deconv3d reference did not finish"}})
         reference = setup_deconv3d(case, kernel, bias, threads)(x)
         result["check"] = compare_outputs(y, reference)
@@ -552,9 +569,11 @@ def run_child(args) -> int:
     return 0
 
 
-def child_environment(threads: int) -> dict:
+def child_environment(threads: int, baseline: Optional[str] = None) -> dict:
     """Every runtime pinned to the same thread count; TF's startup chatter silenced."""
     env = dict(os.environ)
+    if baseline:
+        env[BASELINE_ENV] = str(Path(baseline).resolve())
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -572,7 +591,7 @@ def run_in_subprocess(child_args: Sequence[str], threads: int, args) -> dict:
         if args.quick:
             command.append("--quick")
         try:
-            process = subprocess.run(command, env=child_environment(threads),
+            process = subprocess.run(command, env=child_environment(threads, args.baseline),
                                      timeout=CHILD_TIMEOUT_SECONDS, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         except subprocess.TimeoutExpired:
@@ -731,19 +750,36 @@ def result_cells(result: dict, gflop: float) -> List[str]:
             f"{result['peak_extra_mib']:.0f}"]
 
 
+def implementations(baseline: Optional[str]) -> tuple:
+    return ("deconv3d", BASELINE) + PEERS if baseline else IMPLEMENTATIONS
+
+
+def baseline_ratio(summary: dict) -> Optional[float]:
+    """deconv3d ms / baseline ms on one case (below 1: this build is faster)."""
+    ours, theirs = (summary["results"].get(impl, {}) for impl in ("deconv3d", BASELINE))
+    if ours.get("status") == "ok" and theirs.get("status") == "ok":
+        return ours["median_ms"] / theirs["median_ms"]
+    return None
+
+
 def results_table(summaries: Sequence[dict]) -> List[str]:
+    with_baseline = any(BASELINE in s["results"] for s in summaries)
+    impls = implementations(with_baseline)
     header = ["case", "GFLOP"]
-    for impl in IMPLEMENTATIONS:
+    for impl in impls:
         header += [f"{impl} ms", f"{impl} GFLOP/s", f"{impl} MiB"]
-    header += ["best peer", "ratio", "roofline"]
+    header += ["best peer", "ratio", "roofline"] + (["vs baseline"] if with_baseline else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         row = [s["case"], f"{s['gflop']:.3g}"]
-        for impl in IMPLEMENTATIONS:
+        for impl in impls:
             row += result_cells(s["results"].get(impl, {}), s["gflop"])
         row += [s["best_peer"] or "–",
                 f"{s['ratio']:.2f}" if s["ratio"] else "–",
                 f"{s['roofline_fraction']:.0%}" if s["roofline_fraction"] else "–"]
+        if with_baseline:
+            ratio = baseline_ratio(s)
+            row.append(f"{ratio:.3f}" if ratio else "–")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -808,6 +844,17 @@ def busy_machine_note(meta: dict) -> List[str]:
             "100%)."]
 
 
+def baseline_note(report: dict) -> List[str]:
+    """The baseline comparison's summary line, when the run had one."""
+    ratios = [baseline_ratio(s) for s in report["cases"]]
+    if not any(ratios):
+        return []
+    worst = max(r for r in ratios if r)
+    return [f"**This build against the baseline ({report['meta'].get('baseline')}): "
+            f"geometric mean {geometric_mean(ratios):.3f}, slowest case {worst:.3f}** "
+            "(deconv3d ms / baseline ms)", ""]
+
+
 def markdown_report(report: dict) -> str:
     meta, limits, summaries = report["meta"], report["limits"], report["cases"]
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
@@ -837,6 +884,7 @@ def markdown_report(report: dict) -> str:
         *results_table(summaries), "",
         f"**Geometric mean of the ratios: {geomean:.2f}**" if geomean else
         "**Geometric mean of the ratios: – (no peer ran)**", "",
+        *baseline_note(report),
         "## Output check", "",
         f"max |peer − deconv3d| / max |deconv3d|, flagged ⚠ above {TOLERANCE:g}.", "",
         *check_table(summaries), "",
@@ -856,17 +904,18 @@ def save_plot(summaries: Sequence[dict], limits: dict, title: str, path: Path) -
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    width = 0.8 / len(IMPLEMENTATIONS)
+    impls = implementations(any(BASELINE in s["results"] for s in summaries))
+    width = 0.8 / len(impls)
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(summaries)), 5))
     rates = []
-    for i, impl in enumerate(IMPLEMENTATIONS):
+    for i, impl in enumerate(impls):
         heights = []
         for s in summaries:
             result = s["results"].get(impl, {})
             ok = result.get("status") == "ok"
             heights.append(s["gflop"] / (result["median_ms"] / 1e3) if ok else 0.0)
         rates += [h for h in heights if h > 0]
-        ax.bar([c + (i - (len(IMPLEMENTATIONS) - 1) / 2) * width for c in range(len(summaries))],
+        ax.bar([c + (i - (len(impls) - 1) / 2) * width for c in range(len(summaries))],
                heights, width, label=impl)
     if math.isfinite(limits["matmul_gflops"]):
         ax.axhline(limits["matmul_gflops"], color="grey", linestyle="--", linewidth=1,
@@ -877,7 +926,7 @@ def save_plot(summaries: Sequence[dict], limits: dict, title: str, path: Path) -
     ax.set_ylabel("GFLOP/s (higher is better)")
     ax.set_title(title)
     # Below the axes, so that no bar hides behind it.
-    ax.legend(fontsize="small", ncol=len(IMPLEMENTATIONS) + 1, loc="upper center",
+    ax.legend(fontsize="small", ncol=len(impls) + 1, loc="upper center",
               bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -924,10 +973,11 @@ def measure_limits_in_child(args) -> dict:
 def measure_all(cases: Sequence[Case], args) -> Dict[str, dict]:
     """{case: {impl: child result}}, one subprocess per pair."""
     results = {}
-    total, done = len(cases) * len(IMPLEMENTATIONS), 0
+    impls = implementations(args.baseline)
+    total, done = len(cases) * len(impls), 0
     for case in cases:
         results[case.name] = {}
-        for impl in IMPLEMENTATIONS:
+        for impl in impls:
             done += 1
             result = run_in_subprocess([impl, case.name], args.threads, args)
             results[case.name][impl] = result
@@ -950,6 +1000,7 @@ def run_full(args) -> None:
     started = time.perf_counter()
     cases = selected_cases(args.cases)
     meta = run_metadata(args.threads)
+    meta["baseline"] = args.baseline
     limit_runs = [measure_limits_in_child(args)]
     measured = measure_all(cases, args)
     if not args.quick:  # a second reading, in case the first met a busy neighbour
@@ -1011,6 +1062,10 @@ def parse_args(argv=None):
                         help="folder for the .md, .json and .png (default benchmarks/results)")
     parser.add_argument("--threads-scaling", action="store_true",
                         help="time deconv3d alone at 1 and 2 threads and print the speedup")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time the deconv3d built in DIR (a folder holding its "
+                             "`deconv3d` package), e.g. a worktree of an earlier commit built "
+                             "in place, and report this build's time against it")
     parser.add_argument("--child", nargs="+", metavar="IMPL CASE", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
