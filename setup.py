@@ -5,6 +5,7 @@ DECONV3D_OPENMP=0 to force a serial build, or =1 to insist on OpenMP (the
 build then fails instead of falling back).
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -123,8 +124,10 @@ def module_version(name):
 def extensions():
     from Cython.Build import cythonize
 
+    # the kernels are headers of the one translation unit (the sdist ships no .c files)
+    kernels = sorted(glob.glob(os.path.join("_ext", "kernels", "*.h")))
     core = Extension("deconv3d._core", ["_ext/_core.pyx"], include_dirs=["_ext"],
-                     depends=["_ext/microkernels.h", "_ext/layout.h", "_ext/_openmp_helpers.pxd"])
+                     depends=kernels + ["_ext/layout.h", "_ext/_openmp_helpers.pxd"])
     return cythonize([core], include_path=["_ext"], language_level=3)
 
 

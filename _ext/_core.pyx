@@ -15,7 +15,7 @@ zero.  `PackedKernel` stores, once per set of weights, every phase's taps as
 contiguous (taps x C x NR) panels; the driver groups the output voxels of one
 phase into tiles of MR = 12 voxels, builds for each tile an indirection table
 (per tap and voxel, where in the input its channels are, or a row of zeros),
-and hands it to a register-blocked micro-kernel (`microkernels.h`) that keeps
+and hands it to a register-blocked micro-kernel (`kernels/kernels.h`) that keeps
 MR x NR sums in registers over all taps and channels.  The input is never
 copied.
 
@@ -47,57 +47,46 @@ import numpy as np
 
 from _openmp_helpers cimport OPENMP_ENABLED, OPENMP_VERSION, omp_get_max_threads
 
-cdef extern from "microkernels.h" nogil:
-    ctypedef void (*dc3_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float*,
-                                    const ptrdiff_t*, const float*, float**, int,
-                                    int) noexcept nogil
-    ctypedef void (*dc3_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double*,
-                                    const ptrdiff_t*, const double*, double**, int,
-                                    int) noexcept nogil
+cdef extern from "kernels/kernels.h" nogil:
     int DC3_MR
-    int DC3_NR_F32
-    int DC3_NR_F64
-    int DC3_NR_SMALL_F32
-    int DC3_NR_SMALL_F64
-    int DC3_NR_WIDE_F32
-    int DC3_NR_WIDE_F64
-    ctypedef void (*dc3_row_kernel_f32)(ptrdiff_t, ptrdiff_t, const float**, const float*,
-                                        const ptrdiff_t*, const float*, float**, int, int,
-                                        ptrdiff_t) noexcept nogil
-    ctypedef void (*dc3_row_kernel_f64)(ptrdiff_t, ptrdiff_t, const double**, const double*,
-                                        const ptrdiff_t*, const double*, double**, int, int,
-                                        ptrdiff_t) noexcept nogil
     int DC3_RUN
     int DC3_RELU
     int DC3_STREAM
-    void dc3_store_fence()
+    int DC3_NR_SMALL_F32
+    int DC3_NR_F32
+    int DC3_NR_WIDE_F32
+    int DC3_NR_SMALL_F64
+    int DC3_NR_F64
+    int DC3_NR_WIDE_F64
+    int DC3_KIND_GEMM
+    int DC3_KIND_ROW
+    ctypedef void (*dc3_fn_f32)(ptrdiff_t, ptrdiff_t, const float**, const float*,
+                                const ptrdiff_t*, const float*, float**, int, int,
+                                ptrdiff_t) noexcept nogil
+    ctypedef void (*dc3_fn_f64)(ptrdiff_t, ptrdiff_t, const double**, const double*,
+                                const ptrdiff_t*, const double*, double**, int, int,
+                                ptrdiff_t) noexcept nogil
+    ctypedef struct dc3_kernel:
+        const char* name
+        const char* isa
+        int itemsize
+        int kind
+        int nr
+        int taps
+        int spacing
+        dc3_fn_f32 f32
+        dc3_fn_f64 f64
+    const dc3_kernel* dc3_find_kernel(int itemsize, int kind, int nr, int taps, int spacing)
     int dc3_wide_available()
-    dc3_kernel_f32 dc3_select_f32(int nr)
-    dc3_kernel_f64 dc3_select_f64(int nr)
-    dc3_row_kernel_f32 dc3_select_row_f32(int nr, int taps, int spacing)
-    dc3_row_kernel_f64 dc3_select_row_f64(int nr, int taps, int spacing)
-    const char* dc3_kernel_name()
+    const char* dc3_isa_name()
+    void dc3_store_fence()
 
-cdef dc3_kernel_f32 kernel_f32 = dc3_select_f32(DC3_NR_F32)
-cdef dc3_kernel_f64 kernel_f64 = dc3_select_f64(DC3_NR_F64)
-cdef dc3_kernel_f32 kernel_f32_small = dc3_select_f32(DC3_NR_SMALL_F32)
-cdef dc3_kernel_f64 kernel_f64_small = dc3_select_f64(DC3_NR_SMALL_F64)
-cdef dc3_kernel_f32 kernel_f32_wide = dc3_select_f32(DC3_NR_WIDE_F32)
-cdef dc3_kernel_f64 kernel_f64_wide = dc3_select_f64(DC3_NR_WIDE_F64)
+# the first call fixes the kernels for the process (DECONV3D_KERNEL is read once)
 cdef bint wide_panels = dc3_wide_available()
-# row kernels (see microkernels.h) by _row_kernel_index: panel width, w taps, spacing;
-# NULL where the CPU has none
-cdef dc3_row_kernel_f32 row_kernels_f32[8]
-cdef dc3_row_kernel_f64 row_kernels_f64[8]
-for _i in range(8):
-    row_kernels_f32[_i] = dc3_select_row_f32(DC3_NR_WIDE_F32 if _i >= 4 else DC3_NR_F32,
-                                             2 + (_i // 2) % 2, 1 + _i % 2)
-    row_kernels_f64[_i] = dc3_select_row_f64(DC3_NR_WIDE_F64 if _i >= 4 else DC3_NR_F64,
-                                             2 + (_i // 2) % 2, 1 + _i % 2)
 
 openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
-micro_kernel = dc3_kernel_name().decode()
+micro_kernel = dc3_isa_name().decode()
 MR = DC3_MR
 # the tile size, as a compile-time constant for the driver's fixed-size arrays
 cdef enum:
@@ -397,23 +386,20 @@ cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
     return 0 <= i < length
 
 
-cdef inline int _row_kernel_index(Py_ssize_t nr, Py_ssize_t tw_n, const Py_ssize_t* dw,
-                                  bint single) noexcept nogil:
-    """Which row kernel suits a phase's w taps, or -1: 2 or 3 of them, evenly spaced
-    1 or 2 input voxels apart, and panels one or two AVX-512 vectors wide."""
-    cdef Py_ssize_t t, spacing, lanes = 16 if single else 8
-    cdef int index
-    if tw_n < 2 or tw_n > 3:
-        return -1
+cdef inline const dc3_kernel* _row_kernel(Py_ssize_t nr, Py_ssize_t tw_n,
+                                          const Py_ssize_t* dw, int itemsize) noexcept nogil:
+    """The row kernel that suits a phase's w taps, or NULL: the taps evenly spaced, and
+    a kernel for their count, spacing and the panel width on this CPU (kernels.h)."""
+    cdef Py_ssize_t t, spacing
+    if tw_n < 2:
+        return NULL
     spacing = dw[1] - dw[0]
-    if spacing < 1 or spacing > 2 or (tw_n == 3 and dw[2] - dw[1] != spacing):
-        return -1
-    if nr != lanes and nr != 2 * lanes:
-        return -1
-    index = (4 if nr == 2 * lanes else 0) + 2 * (tw_n - 2) + (spacing - 1)
-    if (row_kernels_f32[index] == NULL) if single else (row_kernels_f64[index] == NULL):
-        return -1
-    return index
+    for t in range(2, tw_n):
+        if dw[t] - dw[t - 1] != spacing:
+            return NULL
+    if spacing != <int>spacing:
+        return NULL
+    return dc3_find_kernel(itemsize, DC3_KIND_ROW, nr, tw_n, spacing)
 
 
 cdef inline void _axis_masks(unsigned int* masks, Py_ssize_t n_taps, const Py_ssize_t* delta,
@@ -668,8 +654,10 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     cdef int relu = g.activation == ACT_RELU, flags
     cdef int act = g.activation if not relu else ACT_LINEAR
     cdef Py_ssize_t rows = g.N * nqd * nqh, row_lo, row_k, row_r, row_run
-    # the row kernel for this phase's run tiles, if there is one (_row_kernel_index)
-    cdef int row_index = -1
+    # the kernel for every tile, and the row kernel for this phase's run tiles if there
+    # is one (_row_kernel)
+    cdef const dc3_kernel* gemm = dc3_find_kernel(sizeof(floating), DC3_KIND_GEMM, nr, 0, 0)
+    cdef const dc3_kernel* row_kernel = NULL
     cdef bint is_run = False, row_tile
     # the grid coordinates of the last row tile's first voxel, and its voxel count
     cdef Py_ssize_t last_run[4]
@@ -677,7 +665,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
     if nqd <= 0 or nqh <= 0 or nqw <= 0:
         return
     if g.w_lines:
-        row_index = _row_kernel_index(nr, tw_n, dw, floating is float)
+        row_kernel = _row_kernel(nr, tw_n, dw, sizeof(floating))
         _row_split(nqw, q0w, g.W, dw, tw_n, phase_run[phase], &row_lo, &row_k, &row_r,
                    &row_run)
 
@@ -797,7 +785,7 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                 merged = merged and w_first >= 0
             # a tile of two runs of DC3_RUN whose every w tap reaches every voxel goes to
             # the row kernel: one table entry per (d, h) tap pair, at w tap 0
-            row_tile = is_run and row_index >= 0 and row_run == DC3_RUN
+            row_tile = is_run and row_kernel != NULL and row_run == DC3_RUN
             for aw in range(tw_n):
                 row_tile = row_tile and (mw[aw] & valid) == valid
             if row_tile:
@@ -866,33 +854,31 @@ cdef void _work_item(const floating* x, const floating* weights, const floating*
                     flags = ((DC3_RELU if relu else 0)
                              | (DC3_STREAM if g.stream and full else 0))
                 if by_rows[tile] and floating is float:
-                    row_kernels_f32[row_index](
+                    row_kernel.f32(
                         count, C, <const float**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const float*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const float*>block_bias, <float**>outp, group > 0, flags, C)
                 elif by_rows[tile]:
-                    row_kernels_f64[row_index](
+                    row_kernel.f64(
                         count, C, <const double**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const double*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const double*>block_bias, <double**>outp, group > 0, flags, C)
                 elif floating is float:
-                    (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
-                     kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
+                    gemm.f32(
                         count, channels[tile], <const float**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const float*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const float*>block_bias,
-                        <float**>outp, group > 0, flags)
+                        <float**>outp, group > 0, flags, 0)
                 else:
-                    (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
-                     kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
+                    gemm.f64(
                         count, channels[tile], <const double**>(aptr + (tile * g.max_taps + first) * MR_),
                         <const double*>block_weights,
                         <const ptrdiff_t*>(woff + tile * g.max_taps + first),
                         <const double*>block_bias,
-                        <double**>outp, group > 0, flags)
+                        <double**>outp, group > 0, flags, 0)
 
     # 3. partial filter blocks out of the scratch tile, then non-fused activations
     for j in range(g.blocks):
@@ -930,6 +916,7 @@ cdef void _disjoint_item(const floating* x, const floating* weights, const float
     cdef Py_ssize_t total = g.N * g.D * g.H * g.W
     cdef Py_ssize_t tile, m, v, n, d, h, w, rd, rh, rw, p, j, f, ncols, phase_step
     cdef ptrdiff_t no_offset = 0
+    cdef const dc3_kernel* gemm = dc3_find_kernel(sizeof(floating), DC3_KIND_GEMM, nr, 0, 0)
     cdef Py_ssize_t n_taps = 1 if C > 0 else 0
     cdef floating* o
     cdef Py_ssize_t* ob
@@ -982,17 +969,15 @@ cdef void _disjoint_item(const floating* x, const floating* weights, const float
                             else:
                                 outp[m] = scratch + m * nr
                         if floating is float:
-                            (kernel_f32_small if nr == DC3_NR_SMALL_F32 else
-                             kernel_f32_wide if nr == DC3_NR_WIDE_F32 else kernel_f32)(
+                            gemm.f32(
                                 n_taps, C, <const float**>(aptr + tile * MR_),
                                 <const float*>block_weights, &no_offset,
-                                <const float*>block_bias, <float**>outp, 0, flags)
+                                <const float*>block_bias, <float**>outp, 0, flags, 0)
                         else:
-                            (kernel_f64_small if nr == DC3_NR_SMALL_F64 else
-                             kernel_f64_wide if nr == DC3_NR_WIDE_F64 else kernel_f64)(
+                            gemm.f64(
                                 n_taps, C, <const double**>(aptr + tile * MR_),
                                 <const double*>block_weights, &no_offset,
-                                <const double*>block_bias, <double**>outp, 0, flags)
+                                <const double*>block_bias, <double**>outp, 0, flags, 0)
                         if full and act == ACT_LINEAR:
                             continue
                         for m in range(MR_):
@@ -1098,8 +1083,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
     g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
     heavy = g.max_taps * g.C >= 96
     for rw in range(g.sw):
-        if (heavy and g.batch_fastest and _row_kernel_index(
-                g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0], x.itemsize == 4) >= 0):
+        if (heavy and g.batch_fastest and _row_kernel(
+                g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0], x.itemsize) != NULL):
             nq_w = _floor_div(g.OW - 1 + g.pw - rw, g.sw) - _ceil_div(g.pw - rw, g.sw) + 1
             if nq_w > 0:
                 _row_split(nq_w, _ceil_div(g.pw - rw, g.sw), g.W, &axis_delta[2, rw, 0],
@@ -1116,8 +1101,8 @@ def conv3d_transpose(const floating[:, :, :, :, ::1] x, PackedKernel kernel,
         rows = g.N * nq_d * nq_h
         if g.w_lines and nq_w > 0:
             q0w = _ceil_div(g.pw - rw, g.sw)
-            if _row_kernel_index(g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0],
-                                 x.itemsize == 4) >= 0:
+            if _row_kernel(g.nr, axis_taps[2, rw], &axis_delta[2, rw, 0],
+                           x.itemsize) != NULL:
                 phase_run[p] = DC3_RUN
             _row_split(nq_w, q0w, g.W, &axis_delta[2, rw, 0], axis_taps[2, rw],
                        phase_run[p], &row_lo, &row_k, &row_r, &row_run)
