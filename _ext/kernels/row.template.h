@@ -8,12 +8,8 @@
  * NV, TAPS and SPACING are undefined at the end; the others stay.
  *
  * All MR voxels stay in registers: with NV = 2 and 3 taps that is 24 accumulators,
- * 6 weight vectors and one broadcast, 31 of the 32 zmm. */
-
-#define TILE_ROWS DC3_MR
-#define TILE_START DC3_CAT(NAME, _tile_start)
-#define TILE_END DC3_CAT(NAME, _tile_end)
-#include "tile.template.h"
+ * 6 weight vectors and one broadcast, 31 of the 32 zmm.  The tile's start and end are
+ * those of gemm.template.h (with ROWS = MR). */
 
 __attribute__((target(TARGET)))
 static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
@@ -23,7 +19,19 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
     /* input voxels a run reads, and every third of them (see q below) */
     enum { ELEMENTS = DC3_RUN + SPACING * (TAPS - 1), BASES = (ELEMENTS + 2) / 3 };
     V acc[DC3_MR][NV];
-    TILE_START(acc, out, bias, accumulate);
+    {
+        /* the sums start from the bias, or from what out holds when accumulating */
+        V b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            b[v] = bias ? LOADU(bias + v * L) : SETZERO();
+#pragma GCC unroll 16
+        for (int m = 0; m < DC3_MR; m++) {
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[m][v] = accumulate ? LOADU(out[m] + v * L) : b[v];
+        }
+    }
     for (ptrdiff_t u = 0; u < ntaps; u++) {
         const T *wc = w + woff[u];
         /* every third input voxel of a row: the others are one or two ldx on, which
@@ -76,12 +84,24 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
             }
         }
     }
-    TILE_END(acc, out, flags);
+    /* out through relu (if asked), streamed or stored */
+#pragma GCC unroll 16
+    for (int m = 0; m < DC3_MR; m++) {
+        int streamed = (flags & DC3_STREAM) && dc3_whole_lines(out[m], NV * L * sizeof(T));
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            V s = acc[m][v];
+            /* zero where s < 0; NaN compares false and stays, like Keras */
+            if (flags & DC3_RELU)
+                s = RELU(s, SETZERO());
+            if (streamed)
+                STREAM(out[m] + v * L, s);
+            else
+                STOREU(out[m] + v * L, s);
+        }
+    }
 }
 
-#undef TILE_ROWS
-#undef TILE_START
-#undef TILE_END
 #undef NAME
 #undef NV
 #undef TAPS
