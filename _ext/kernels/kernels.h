@@ -31,15 +31,18 @@
  * registers.  That halves the loads per multiply-add of the gemm kernel, which is what
  * bounds it.  Their table holds one entry per (d, h) tap pair u:
  *   a[u * MR + DC3_RUN * r]  the input read by voxel 0 of run r (r = 0, 1) through w
- *                            tap 0 of pair u, or the zero row; the other entries are
- *                            not read;
+ *                            tap 0 of pair u, or a zero row long enough for all a run
+ *                            reads, (DC3_RUN - 1 + spacing * (taps - 1)) * ldx + channels
+ *                            values; the other entries are not read;
  *   ldx                      values between consecutive input voxels of a row;
  *   w + woff[u]              the `taps` (channels x NR) panels of pair u, back to back.
- * The sum is the one above with the w taps of a pair spelled out.
+ * So for voxel j of run r (j < DC3_RUN, r < 2), with x = a[u * MR + DC3_RUN * r]:
+ *     out[DC3_RUN * r + j][f] = bias[f] + sum_u sum_t sum_c
+ *         x[(j + spacing * t) * ldx + c] * w[woff[u] + (t * channels + c) * NR + f]
  *
  * All kernels of a dtype share one signature (dc3_fn_f32 / dc3_fn_f64); gemm kernels
  * ignore ldx.  They are plain functions named for what they are:
- *     dc3_<dtype>_gemm_<MR>x<NR>_<isa>            dc3_f32_gemm_12x32_avx512f
+ *     dc3_<dtype>_gemm_<MR>x<NR>_<isa>                     dc3_f32_gemm_12x32_avx512f
  *     dc3_<dtype>_row_<MR>x<NR>_t<taps>s<spacing>_<isa>    dc3_f32_row_12x32_t3s1_avx512f
  * generic.h, x86_avx2.h and x86_avx512.h instantiate them from the templates
  * (gemm.template.h, row.template.h, generic_gemm.template.h); dispatch.h lists them
@@ -121,10 +124,6 @@ DC3_API void dc3_store_fence(void);
 #else
 #define DC3_X86 0
 #endif
-
-/* For the templates: NAME##suffix after NAME itself has been expanded. */
-#define DC3_CAT_(a, b) a##b
-#define DC3_CAT(a, b) DC3_CAT_(a, b)
 
 /* A voxel's row of the tile covers whole 64-byte cache lines: only then does streaming
  * pay (a partly written line goes to memory as a slow partial write). */
