@@ -55,11 +55,6 @@ static int dc3_isa_rank(const char *isa)
     return strcmp(isa, "avx2") == 0 ? DC3_ISA_AVX2 : DC3_ISA_GENERIC;
 }
 
-static int dc3_override_is(const char *choice, const char *name)
-{
-    return choice && strcmp(choice, name) == 0;
-}
-
 /* The most capable ISA this CPU runs, lowered by DECONV3D_KERNEL=generic (portable C
  * only) or =avx2 (no AVX-512), which test the other paths on a machine that has them
  * all.  AVX-512 also asks for AVX2+FMA so that its narrow panels have kernels too. */
@@ -69,15 +64,16 @@ static int dc3_detect_rank(void)
     int rank = DC3_ISA_GENERIC;
 #if DC3_X86
     __builtin_cpu_init();
-    if (!dc3_override_is(choice, "generic") && __builtin_cpu_supports("avx2")
-            && __builtin_cpu_supports("fma")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         rank = DC3_ISA_AVX2;
-        if (!dc3_override_is(choice, "avx2") && __builtin_cpu_supports("avx512f"))
+        if (__builtin_cpu_supports("avx512f"))
             rank = DC3_ISA_AVX512F;
     }
-#else
-    (void)choice;
 #endif
+    if (choice && strcmp(choice, "generic") == 0)
+        rank = DC3_ISA_GENERIC;
+    else if (choice && strcmp(choice, "avx2") == 0 && rank > DC3_ISA_AVX2)
+        rank = DC3_ISA_AVX2;
     return rank;
 }
 
