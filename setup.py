@@ -5,6 +5,7 @@ DECONV3D_OPENMP=0 to force a serial build, or =1 to insist on OpenMP (the
 build then fails instead of falling back).
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -123,15 +124,16 @@ def module_version(name):
 def extensions():
     from Cython.Build import cythonize
 
-    import glob
-
     import numpy
 
+    # the kernels are headers of the one translation unit (the sdist ships no .c files)
+    depends = sorted(glob.glob(os.path.join("_ext", "*.pxd")) + glob.glob(os.path.join("_ext", "*.h"))
+                     + glob.glob(os.path.join("_ext", "kernels", "*.h")))
+    # the core reads arrays through NumPy's C API (O(1) checks and data pointers)
     core = Extension("deconv3d._core", ["_ext/_core.pyx"],
                      include_dirs=["_ext", numpy.get_include()],
                      define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                     depends=glob.glob("_ext/*.pxd") + glob.glob("_ext/*.h")
-                     + glob.glob("_ext/kernels/*.h"))
+                     depends=depends)
     return cythonize([core], include_path=["_ext"], language_level=3)
 
 

@@ -106,6 +106,12 @@ cdef inline void _finish_voxel(floating* o, const floating* partial, Py_ssize_t 
             o[f] = <floating>_activate(o[f], activation)
 
 
+cdef inline const floating* _block_bias(const floating* bias, Py_ssize_t j,
+                                        Py_ssize_t nr) noexcept nogil:
+    """Filter block j's part of the padded bias, or NULL without a bias."""
+    return bias + j * nr if bias != NULL else <const floating*>NULL
+
+
 cdef inline int _exit_flags(const Geometry* g, bint full) noexcept nogil:
     """Flags for the kernel call that finishes a tile: relu fused, and streamed stores
     for large outputs (only into whole filter blocks of the output itself)."""
@@ -187,7 +193,7 @@ cdef inline void _build_tables(const Call* call, const PhasePlan* pp, Py_ssize_t
     cdef Py_ssize_t base[DC3_MR]        # per voxel: input offset of its grid point
     cdef Py_ssize_t tile, n_valid, last_valid = -1, v = first_tile * DC3_MR
     cdef Py_ssize_t voxels = g.N * pp.nqd * pp.nqh * pp.nqw
-    cdef Coord cursor, last
+    cdef Coord cursor = Coord(0, 0, 0, 0), last = Coord(-1, -1, -1, -1)
     cdef bint is_run = False
     if not g.w_lines:
         _unravel(v, pp.nqd, pp.nqh, pp.nqw, g.N, g.batch_fastest, &cursor)
@@ -233,7 +239,7 @@ cdef inline void _reduce_tiles(const Call* call, const PhasePlan* pp, Py_ssize_t
     for group in range(groups):
         for j in range(g.blocks):
             full = g.F - j * nr >= nr
-            block_bias = NULL if bias == NULL else bias + j * nr
+            block_bias = _block_bias(bias, j, nr)
             block_weights = (<const floating*>call.weights + pp.weights
                              + j * pp.td_n * pp.th_n * pp.tw_n * g.C * nr)
             for tile in range(n_tiles):
@@ -337,7 +343,7 @@ cdef inline void _disjoint_item(const Call* call, Py_ssize_t first_tile, Py_ssiz
                 _call_kernel(call.gemm, 1 if g.C > 0 else 0, g.C,
                              <const floating**>ws.aptr + tile * DC3_MR,
                              <const floating*>call.weights + pp.weights + j * g.C * nr,
-                             &no_offset, NULL if bias == NULL else bias + j * nr, outp,
+                             &no_offset, _block_bias(bias, j, nr), outp,
                              False, _exit_flags(g, ncols == nr), g.C)
                 if ncols == nr and activation == ACT_LINEAR:
                     continue

@@ -94,7 +94,7 @@ cdef inline Py_ssize_t _w_line_voxels(Py_ssize_t tile, const PhasePlan* pp,
     cdef Py_ssize_t band_rows = min(DC3_MR, pp.rows - band * DC3_MR)
     cdef Py_ssize_t groups = _ceil_div(band_rows, per_tile)
     cdef Py_ssize_t first_row, n_rows, w0, per_row, j, i, m = 0, row
-    cdef Coord c
+    cdef Coord c = Coord(0, 0, 0, 0)       # _unravel sets it; zeroed so compilers can tell
     if u < groups * k:              # run u % k of per_tile consecutive rows
         first_row = band * DC3_MR + (u // k) * per_tile
         n_rows = min(per_tile, band * DC3_MR + band_rows - first_row)
