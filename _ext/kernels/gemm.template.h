@@ -11,8 +11,8 @@
  * file (16 ymm for AVX2, 32 zmm for AVX-512).  Each pass reads the weights once, so
  * fewer, fuller passes mean fewer weight loads per multiply-add.
  *
- * The tile's start and end are the same as in row.template.h; they are written out in
- * both because inline helpers changed the compiler's register allocation. */
+ * The tile's start and end are tile_start.template.h and tile_end.template.h, shared
+ * with row.template.h. */
 
 __attribute__((target(TARGET)))
 static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
@@ -20,22 +20,12 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
                  ptrdiff_t ldx)
 {
     (void)ldx;      /* every voxel's input comes through the table */
+#define TILE_ROWS ROWS
+#define TILE_OUT o
     for (int first = 0; first < DC3_MR; first += ROWS) {
         V acc[ROWS][NV];
         T **o = out + first;
-        {
-            /* the sums start from the bias, or from what o holds when accumulating */
-            V b[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                b[v] = bias ? LOADU(bias + v * L) : SETZERO();
-#pragma GCC unroll 16
-            for (int m = 0; m < ROWS; m++) {
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    acc[m][v] = accumulate ? LOADU(o[m] + v * L) : b[v];
-            }
-        }
+#include "tile_start.template.h"
         for (ptrdiff_t u = 0; u < ntaps; u++) {
             const T *wc = w + woff[u];
             const T *const *au = a + u * DC3_MR + first;
@@ -57,25 +47,12 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
                 }
             }
         }
-        /* out through relu (if asked), streamed or stored */
-#pragma GCC unroll 16
-        for (int m = 0; m < ROWS; m++) {
-            int streamed = (flags & DC3_STREAM) && dc3_whole_lines(o[m], NV * L * sizeof(T));
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) {
-                V s = acc[m][v];
-                /* zero where s < 0; NaN compares false and stays, like Keras */
-                if (flags & DC3_RELU)
-                    s = RELU(s, SETZERO());
-                if (streamed)
-                    STREAM(o[m] + v * L, s);
-                else
-                    STOREU(o[m] + v * L, s);
-            }
-        }
+#include "tile_end.template.h"
     }
 }
 
 #undef NAME
 #undef NV
 #undef ROWS
+#undef TILE_ROWS
+#undef TILE_OUT

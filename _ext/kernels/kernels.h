@@ -117,6 +117,14 @@ DC3_API const char *dc3_isa_name(void);
  * streamed calls it once at the end of its share of the work. */
 DC3_API void dc3_store_fence(void);
 
+/* Token pasting after expansion, for the kernel and intrinsic names the ISA headers
+ * build from their parts (x86_ops.h). */
+#define DC3_CAT_(a, b) a##b
+#define DC3_CAT(a, b) DC3_CAT_(a, b)
+#define DC3_CAT3(a, b, c) DC3_CAT(DC3_CAT(a, b), c)
+#define DC3_CAT4(a, b, c, d) DC3_CAT(DC3_CAT3(a, b, c), d)
+#define DC3_CAT6(a, b, c, d, e, f) DC3_CAT(DC3_CAT4(a, b, c, d), DC3_CAT(e, f))
+
 /* x86 with a compiler that has target attributes and __builtin_cpu_supports */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define DC3_X86 1

@@ -4,12 +4,13 @@
  *   NV            vectors per voxel row of the tile: NR = NV * L
  *   TAPS          w taps of a (d, h) tap pair: 2 or 3
  *   SPACING       input voxels between consecutive w taps: 1 or 2
- * and, for the ISA and dtype, what gemm.template.h needs plus PREFETCH(address).  NAME,
- * NV, TAPS and SPACING are undefined at the end; the others stay.
+ * and, for the ISA and dtype, what gemm.template.h needs plus PREFETCH(address).  NAME
+ * and SPACING are undefined at the end; the others stay (x86_row_kernels.h sets NV and
+ * TAPS once for a family of kernels).
  *
  * All MR voxels stay in registers: with NV = 2 and 3 taps that is 24 accumulators,
  * 6 weight vectors and one broadcast, 31 of the 32 zmm.  The tile's start and end are
- * those of gemm.template.h (with ROWS = MR). */
+ * tile_start.template.h and tile_end.template.h, as in gemm.template.h. */
 
 __attribute__((target(TARGET)))
 static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
@@ -19,19 +20,9 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
     /* input voxels a run reads, and every third of them (see q below) */
     enum { ELEMENTS = DC3_RUN + SPACING * (TAPS - 1), BASES = (ELEMENTS + 2) / 3 };
     V acc[DC3_MR][NV];
-    {
-        /* the sums start from the bias, or from what out holds when accumulating */
-        V b[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            b[v] = bias ? LOADU(bias + v * L) : SETZERO();
-#pragma GCC unroll 16
-        for (int m = 0; m < DC3_MR; m++) {
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                acc[m][v] = accumulate ? LOADU(out[m] + v * L) : b[v];
-        }
-    }
+#define TILE_ROWS DC3_MR
+#define TILE_OUT out
+#include "tile_start.template.h"
     for (ptrdiff_t u = 0; u < ntaps; u++) {
         const T *wc = w + woff[u];
         /* every third input voxel of a row: the others are one or two ldx on, which
@@ -84,25 +75,10 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
             }
         }
     }
-    /* out through relu (if asked), streamed or stored */
-#pragma GCC unroll 16
-    for (int m = 0; m < DC3_MR; m++) {
-        int streamed = (flags & DC3_STREAM) && dc3_whole_lines(out[m], NV * L * sizeof(T));
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            V s = acc[m][v];
-            /* zero where s < 0; NaN compares false and stays, like Keras */
-            if (flags & DC3_RELU)
-                s = RELU(s, SETZERO());
-            if (streamed)
-                STREAM(out[m] + v * L, s);
-            else
-                STOREU(out[m] + v * L, s);
-        }
-    }
+#include "tile_end.template.h"
 }
 
 #undef NAME
-#undef NV
-#undef TAPS
 #undef SPACING
+#undef TILE_ROWS
+#undef TILE_OUT

@@ -5,72 +5,19 @@
 
 #if DC3_X86
 
+#define ISA avx2
 #define TARGET "avx2,fma"
+/* 32-byte vectors: _mm256_<op>_ps and __m256 (pd and __m256d for doubles) */
+#define VPREFIX _mm256_
+#define VTYPE __m256
+#define VBYTES 32
+/* zero where v < 0; NaN compares false and stays, like Keras */
+#define RELU(v, z) VOP(blendv_)(v, z, VOP(cmp_)(v, z, _CMP_LT_OQ))
+/* two-vector panels: two passes of 6 rows keep 12 accumulators in 16 registers */
+#define TWO_VECTOR_ROWS 6
+#define ROW_KERNELS 0
 
-#define T float
-#define V __m256
-#define L 8
-#define LOADU _mm256_loadu_ps
-#define STOREU _mm256_storeu_ps
-#define SETZERO _mm256_setzero_ps
-#define SET1 _mm256_set1_ps
-#define FMADD _mm256_fmadd_ps
-#define RELU(v, z) _mm256_blendv_ps(v, z, _mm256_cmp_ps(v, z, _CMP_LT_OQ))
-#define STREAM _mm256_stream_ps
-
-#define NAME dc3_f32_gemm_12x16_avx2
-#define NV 2
-#define ROWS 6
-#include "gemm.template.h"
-
-#define NAME dc3_f32_gemm_12x8_avx2
-#define NV 1
-#define ROWS 12
-#include "gemm.template.h"
-
-#undef T
-#undef V
-#undef L
-#undef LOADU
-#undef STOREU
-#undef SETZERO
-#undef SET1
-#undef FMADD
-#undef RELU
-#undef STREAM
-
-#define T double
-#define V __m256d
-#define L 4
-#define LOADU _mm256_loadu_pd
-#define STOREU _mm256_storeu_pd
-#define SETZERO _mm256_setzero_pd
-#define SET1 _mm256_set1_pd
-#define FMADD _mm256_fmadd_pd
-#define RELU(v, z) _mm256_blendv_pd(v, z, _mm256_cmp_pd(v, z, _CMP_LT_OQ))
-#define STREAM _mm256_stream_pd
-
-#define NAME dc3_f64_gemm_12x8_avx2
-#define NV 2
-#define ROWS 6
-#include "gemm.template.h"
-
-#define NAME dc3_f64_gemm_12x4_avx2
-#define NV 1
-#define ROWS 12
-#include "gemm.template.h"
-
-#undef T
-#undef V
-#undef L
-#undef LOADU
-#undef STOREU
-#undef SETZERO
-#undef SET1
-#undef FMADD
-#undef RELU
-#undef STREAM
-
-#undef TARGET
+#include "x86_dtypes.h"
+#include "x86_isa_end.h"
 
 #endif

@@ -5,170 +5,21 @@
 
 #if DC3_X86
 
+#define ISA avx512f
 #define TARGET "avx512f"
+/* the row kernels fetch the next tap pair's input rows while this one computes */
 #define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+/* 64-byte vectors: _mm512_<op>_ps and __m512 (pd and __m512d for doubles) */
+#define VPREFIX _mm512_
+#define VTYPE __m512
+#define VBYTES 64
+/* zero where v < 0; NaN compares false and stays, like Keras */
+#define RELU(v, z) VOP(mask_mov_)(v, DC3_CAT(VOP(cmp_), _mask)(v, z, _CMP_LT_OQ), z)
+/* all 12 rows in one pass, whatever the panel width */
+#define TWO_VECTOR_ROWS 12
+#define ROW_KERNELS 1
 
-#define T float
-#define V __m512
-#define L 16
-#define LOADU _mm512_loadu_ps
-#define STOREU _mm512_storeu_ps
-#define SETZERO _mm512_setzero_ps
-#define SET1 _mm512_set1_ps
-#define FMADD _mm512_fmadd_ps
-#define RELU(v, z) _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LT_OQ), z)
-#define STREAM _mm512_stream_ps
-
-#define NAME dc3_f32_gemm_12x32_avx512f
-#define NV 2
-#define ROWS 12
-#include "gemm.template.h"
-
-#define NAME dc3_f32_gemm_12x16_avx512f
-#define NV 1
-#define ROWS 12
-#include "gemm.template.h"
-
-#define NAME dc3_f32_row_12x32_t3s1_avx512f
-#define NV 2
-#define TAPS 3
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x32_t3s2_avx512f
-#define NV 2
-#define TAPS 3
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x32_t2s1_avx512f
-#define NV 2
-#define TAPS 2
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x32_t2s2_avx512f
-#define NV 2
-#define TAPS 2
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x16_t3s1_avx512f
-#define NV 1
-#define TAPS 3
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x16_t3s2_avx512f
-#define NV 1
-#define TAPS 3
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x16_t2s1_avx512f
-#define NV 1
-#define TAPS 2
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f32_row_12x16_t2s2_avx512f
-#define NV 1
-#define TAPS 2
-#define SPACING 2
-#include "row.template.h"
-
-#undef T
-#undef V
-#undef L
-#undef LOADU
-#undef STOREU
-#undef SETZERO
-#undef SET1
-#undef FMADD
-#undef RELU
-#undef STREAM
-
-#define T double
-#define V __m512d
-#define L 8
-#define LOADU _mm512_loadu_pd
-#define STOREU _mm512_storeu_pd
-#define SETZERO _mm512_setzero_pd
-#define SET1 _mm512_set1_pd
-#define FMADD _mm512_fmadd_pd
-#define RELU(v, z) _mm512_mask_mov_pd(v, _mm512_cmp_pd_mask(v, z, _CMP_LT_OQ), z)
-#define STREAM _mm512_stream_pd
-
-#define NAME dc3_f64_gemm_12x16_avx512f
-#define NV 2
-#define ROWS 12
-#include "gemm.template.h"
-
-#define NAME dc3_f64_gemm_12x8_avx512f
-#define NV 1
-#define ROWS 12
-#include "gemm.template.h"
-
-#define NAME dc3_f64_row_12x16_t3s1_avx512f
-#define NV 2
-#define TAPS 3
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x16_t3s2_avx512f
-#define NV 2
-#define TAPS 3
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x16_t2s1_avx512f
-#define NV 2
-#define TAPS 2
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x16_t2s2_avx512f
-#define NV 2
-#define TAPS 2
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x8_t3s1_avx512f
-#define NV 1
-#define TAPS 3
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x8_t3s2_avx512f
-#define NV 1
-#define TAPS 3
-#define SPACING 2
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x8_t2s1_avx512f
-#define NV 1
-#define TAPS 2
-#define SPACING 1
-#include "row.template.h"
-
-#define NAME dc3_f64_row_12x8_t2s2_avx512f
-#define NV 1
-#define TAPS 2
-#define SPACING 2
-#include "row.template.h"
-
-#undef T
-#undef V
-#undef L
-#undef LOADU
-#undef STOREU
-#undef SETZERO
-#undef SET1
-#undef FMADD
-#undef RELU
-#undef STREAM
-
-#undef PREFETCH
-#undef TARGET
+#include "x86_dtypes.h"
+#include "x86_isa_end.h"
 
 #endif
