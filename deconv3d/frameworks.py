@@ -107,10 +107,8 @@ def layer_from_keras_layer(layer):
 # ---------------------------------------------------------------------- PyTorch -> deconv3d
 def _keras_window(mode: str, output_padding, k: int, s: int, d: int) -> Tuple[int, int]:
     """(front crop, output length - uncropped length) of one Keras axis (any n >= 1)."""
-    n = 3
-    full = (n - 1) * s + shapes.effective_kernel(k, d)
-    length = shapes.output_length(n, k, s, mode, output_padding, d)
-    return shapes.front_crop(k, s, mode, output_padding, d), length - full
+    front = shapes.front_crop(k, s, mode, output_padding, d)
+    return front, -front - shapes.back_crop(k, s, mode, output_padding, d)
 
 
 def _axis_options(mode: str, k: int, s: int, p: int, op: int, d: int) -> list:
@@ -307,29 +305,17 @@ def layer_to_torch(layer):
     except ImportError as error:
         raise ImportError("layer_to_torch needs PyTorch (pip install torch)") from error
 
-    padding, output_padding, back_crops = [], [], []
-    for axis in range(3):
-        k, s, d = layer.kernel_size[axis], layer.strides[axis], layer.dilation_rate[axis]
-        op = None if layer.output_padding is None else layer.output_padding[axis]
-        n = 3
-        full = (n - 1) * s + shapes.effective_kernel(k, d)
-        length = shapes.output_length(n, k, s, layer.padding, op, d)
-        front = shapes.front_crop(k, s, layer.padding, op, d)
-        back = full - length - front
-        if back <= front:
-            padding.append(front)
-            output_padding.append(front - back)
-            back_crops.append(0)
-        else:
-            padding.append(front)
-            output_padding.append(0)
-            back_crops.append(back - front)
+    padding, output_padding, back_crops = zip(*(
+        shapes.torch_padding(layer.kernel_size[axis], layer.strides[axis], layer.padding,
+                             None if layer.output_padding is None else layer.output_padding[axis],
+                             layer.dilation_rate[axis])
+        for axis in range(3)))
 
     kernel = layer.kernel
     dtype = getattr(torch, kernel.dtype.name)
     conv = torch.nn.ConvTranspose3d(
         int(kernel.shape[4]), layer.filters, layer.kernel_size, stride=layer.strides,
-        padding=tuple(padding), output_padding=tuple(output_padding), groups=1,
+        padding=padding, output_padding=output_padding, groups=1,
         bias=layer.use_bias, dilation=layer.dilation_rate, padding_mode="zeros", dtype=dtype)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(4, 3, 0, 1, 2))))
