@@ -7,15 +7,14 @@ The layer owns the parameter state and every check; the core
 from __future__ import annotations
 
 import math
-import numbers
-import os
 import threading
 import warnings
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import _core, activations, arguments, buffers, config, initializers, regularizers, shapes
+from . import (_checks, _core, _threads, activations, arguments, buffers, config, initializers,
+               regularizers, shapes)
 from .serialization import serialize
 
 _LAYER_NAME = "conv3d_transpose"
@@ -23,42 +22,8 @@ _name_counts = {}
 _name_lock = threading.Lock()
 
 
-class _CallCounter:
-    """Counts calls running right now, so that concurrent calls share the cores.
-
-    A call without an explicit thread count gets OpenMP's default divided by the
-    number of calls in flight (at least one): eight Python threads calling at
-    once on two cores then run one OpenMP thread each instead of sixteen.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._running = 0
-
-    def __enter__(self):
-        with self._lock:
-            self._running += 1
-            return self._running
-
-    def __exit__(self, *exc_info):
-        with self._lock:
-            self._running -= 1
-
-
-_calls = _CallCounter()
-
-# More OpenMP threads than this only fail (the runtime cannot create them) or thrash.
-MAX_THREADS = 1024
 # The core has one branch of work per stride phase (product of the strides).
 MAX_PHASES = 1 << 16
-
-# Below this many multiply-adds a call runs on one thread unless told otherwise: a second
-# thread costs more than it saves.  Measured on 2 cores: two threads start to pay at about
-# 2e6 multiply-adds (~30 us of arithmetic), and from 5e5 already when the kernel equals
-# the stride (one matrix product, with no tile tables to build).
-_SERIAL_BELOW = 2_000_000
-_SERIAL_BELOW_KERNEL_IS_STRIDE = 500_000
-
 
 def _unique_name(base: str) -> str:
     # Keras names layers conv3d_transpose, conv3d_transpose_1, ... per process.
@@ -66,26 +31,6 @@ def _unique_name(base: str) -> str:
         count = _name_counts.get(base, 0)
         _name_counts[base] = count + 1
     return base if count == 0 else f"{base}_{count}"
-
-
-def _physical_memory_bytes() -> Optional[int]:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _check_allocation(shape, itemsize: int, what: str) -> None:
-    """Refuse, before allocating, an array that cannot exist or cannot fit in memory."""
-    count = math.prod(shape)
-    nbytes = count * itemsize
-    limit = _physical_memory_bytes()
-    # an empty array whose other axes are absurd still breaks index arithmetic
-    if (count >= 2 ** 62 or math.prod(max(int(n), 1) for n in shape) * itemsize >= 2 ** 60
-            or (limit is not None and nbytes > limit)):
-        raise ValueError(f"The {what} would have shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB), "
-                         f"more than this machine's memory"
-                         f"{f' ({limit / 2**30:.1f} GiB)' if limit else ''}")
 
 
 class Conv3DTranspose:
@@ -184,11 +129,12 @@ class Conv3DTranspose:
         self.name = name
         self.trainable = arguments.validate_trainable(trainable)
         self.dtype_policy = config.dtype_policy(dtype)
-        self.autocast = _truth(autocast, "autocast")
+        self.autocast = _checks.truth(autocast, "autocast")
         self.activity_regularizer = regularizers.get_regularizer(activity_regularizer,
                                                                  "activity_regularizer")
 
-        # Then BaseConvTranspose, in its order.
+        # Then BaseConvTranspose, in its order: Keras stores `filters` first and validates it
+        # only after the other arguments, so a bad `filters` is reported after them.
         self.filters = filters
         self.kernel_size = arguments.standardize_tuple(kernel_size, "kernel_size")
         self.strides = arguments.standardize_tuple(strides, "strides")
@@ -197,8 +143,10 @@ class Conv3DTranspose:
         self.output_padding = arguments.standardize_output_padding(output_padding)
         self.data_format = arguments.standardize_data_format(data_format)
         self.activation = activations.get(activation)
+        # Keras keeps `use_bias` as given (get_config returns it unchanged); only check that
+        # it has a truth value
         self.use_bias = use_bias
-        _truth(use_bias, "use_bias")
+        _checks.truth(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.kernel_regularizer = regularizers.get_regularizer(kernel_regularizer,
@@ -239,7 +187,7 @@ class Conv3DTranspose:
 
     @num_threads.setter
     def num_threads(self, value):
-        self._num_threads = _validate_threads(value)
+        self._num_threads = _threads.validate(value)
 
     # ------------------------------------------------------------------ weights
     @property
@@ -326,17 +274,17 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ build
     def build(self, input_shape) -> None:
         """Create the weights for inputs of this shape (only the channel count matters)."""
-        shape = _as_shape(input_shape, "input_shape")
+        shape = _checks.as_shape(input_shape, "input_shape")
         channels = shape[-1] if self.data_format == "channels_last" else shape[1]
         if channels is None:
             raise ValueError("The channel dimension of the inputs to Conv3DTranspose should be "
                              f"defined. Received: input_shape={tuple(shape)}")
         kernel_shape = self.kernel_size + (self.filters, channels)
         itemsize = self.dtype_policy.variable_dtype.itemsize
-        _check_allocation(kernel_shape, itemsize, "kernel")
+        _checks.check_allocation(kernel_shape, itemsize, "kernel")
         # the bias, and the packed kernel (filters padded to a block, at least one channel)
-        _check_allocation((self.filters,), itemsize, "bias")
-        _check_allocation(self.kernel_size + (self.filters + 16, max(channels, 1)), 8,
+        _checks.check_allocation((self.filters,), itemsize, "bias")
+        _checks.check_allocation(self.kernel_size + (self.filters + 16, max(channels, 1)), 8,
                           "packed kernel")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
@@ -360,7 +308,7 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ shapes
     def compute_output_shape(self, input_shape) -> list:
         """Output shape as a list, like Keras; ``None`` dimensions stay ``None``."""
-        shape = _as_shape(input_shape, "input_shape")
+        shape = _checks.as_shape(input_shape, "input_shape")
         return shapes.conv_transpose_output_shape(
             shape, self.filters, self.kernel_size, self.strides, self.padding,
             self.output_padding, self.dilation_rate, self.data_format)
@@ -377,12 +325,12 @@ class Conv3DTranspose:
             raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
                              f"expected axis {channel_axis} of input shape to have value "
                              f"{kernel.shape[4]}, but received input with shape {x.shape}")
-        threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
-        with _calls as running:
+        threads = _threads.validate(num_threads) if num_threads is not None else self.num_threads
+        with _threads.calls as running:
             if threads is None:
                 threads = max(1, _core.default_thread_count() // running)
-                serial_below = (_SERIAL_BELOW_KERNEL_IS_STRIDE
-                                if self.kernel_size == self.strides else _SERIAL_BELOW)
+                serial_below = (_threads.SERIAL_BELOW_KERNEL_IS_STRIDE
+                                if self.kernel_size == self.strides else _threads.SERIAL_BELOW)
                 if self._multiply_adds(x.shape) < serial_below:
                     threads = 1
             return self._compute(x, packed, core_bias, threads)
@@ -426,9 +374,9 @@ class Conv3DTranspose:
                                 self.output_padding, self.dilation_rate)
         lengths = [axis.output_length for axis in plan]
         out_shape = (x.shape[0], *lengths, self.filters)
-        _check_allocation(out_shape, core.itemsize, "output")
+        _checks.check_allocation(out_shape, core.itemsize, "output")
         core_shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_first else x.shape
-        _check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
+        _checks.check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
         with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
             if channels_first:
                 # the core reads channels-last: one blocked, parallel transpose
@@ -553,45 +501,6 @@ class Conv3DTranspose:
                 f"kernel_size={self.kernel_size} strides={self.strides} "
                 f"padding={self.padding!r} data_format={self.data_format!r} "
                 f"built={self.built}>")
-
-
-def _truth(value, name: str) -> bool:
-    """Python truthiness, with an error naming the argument when there is none."""
-    try:
-        return bool(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"`{name}` must be True or False, got {value!r}: {error}") from None
-
-
-def _validate_threads(value) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"num_threads must be a positive int or None, got {value!r}")
-    if not 1 <= value <= MAX_THREADS:
-        raise ValueError(f"num_threads must be an int from 1 to {MAX_THREADS} or None, "
-                         f"got {value!r}")
-    return int(value)
-
-
-def _as_shape(input_shape, name: str) -> tuple:
-    """A rank-5 shape of ints and Nones."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"`{name}` must be a tuple of 5 dimensions, got {input_shape!r}") from None
-    if len(shape) != 5:
-        raise ValueError(f"Conv3DTranspose expects rank-5 inputs; got `{name}`={shape!r}")
-    dims = []
-    for dim in shape:
-        if dim is None:
-            dims.append(None)
-        elif isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim >= 0:
-            dims.append(int(dim))
-        else:
-            raise ValueError(f"`{name}` dimensions must be non-negative ints or None; "
-                             f"got {shape!r}")
-    return tuple(dims)
 
 
 def _initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray:
