@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import keras_files
+from . import keras_io
 
 COMMANDS = ("apply", "inspect")
 
@@ -142,7 +142,7 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"--chunk must be a positive integer, got {chunk!r}")
     x = _load_array(input_path, key)
-    net = keras_files.layer_from_keras_file(model, name=layer, config=config)
+    net = keras_io.layer_from_keras_file(model, name=layer, config=config)
     if x.ndim != 5:
         raise ValueError(f"{input_path}: the input has shape {x.shape}; Conv3DTranspose needs a "
                          f"5-D array (batch, 3 spatial axes, channels) or (batch, channels, 3 "
@@ -288,7 +288,7 @@ def _save_atomically(path: str, kind: str, array) -> None:
 def run_inspect(args) -> int:
     """Handler of ``inspect``: returns 0 on success, 1 after printing an error to stderr."""
     try:
-        contents = keras_files.read_keras_file(args.model)
+        contents = keras_io.read_keras_file(args.model)
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"deconv3d inspect: error: {error}", file=sys.stderr)
         return 1
@@ -300,7 +300,7 @@ def run_inspect(args) -> int:
 
 
 def describe(contents) -> dict:
-    """A JSON-ready summary of :class:`deconv3d.keras_files.KerasFileContents`."""
+    """A JSON-ready summary of :class:`deconv3d.keras_io.KerasFileContents`."""
     return {
         "file": contents.path, "format": contents.format, "keras_version": contents.keras_version,
         "has_config": contents.has_config,
@@ -322,7 +322,7 @@ def format_contents(contents) -> str:
     count = len(contents.layers)
     lines = [f"{contents.path}: {contents.description}{version}; {count} Conv3DTranspose "
              f"layer{'s' if count != 1 else ''}"]
-    if not contents.has_config and contents.format == keras_files.FORMAT_LEGACY_WEIGHTS:
+    if not contents.has_config and contents.format == keras_io.FORMAT_LEGACY_WEIGHTS:
         lines.append("  (no config in this file: the layers below are those whose weights look "
                      "like a 3-D convolution kernel; Conv3D layers look the same)")
     for entry in contents.layers:

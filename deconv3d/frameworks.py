@@ -1,7 +1,8 @@
 """Conv3DTranspose layers from (and to) live Keras layers and PyTorch modules.
 
-Keras and PyTorch are imported only inside the functions that need them, and
-only when the caller already has one of their objects.
+Keras is never imported (a live layer is read through its own methods), and
+PyTorch only inside the functions that need it: it is an optional, heavy
+dependency, and the caller who converts already has it.
 
 PyTorch's ``ConvTranspose3d`` and Keras's ``Conv3DTranspose`` compute the same
 uncropped transposed convolution (a scatter with the kernel unflipped); they
@@ -38,7 +39,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import shapes
-from .keras_files import CLASS_NAMES, layer_from_config_and_weights
+from .convert import layer_from_config_and_weights
+from .keras_io import CLASS_NAMES
+from .layer import Conv3DTranspose
 
 _TORCH_DTYPES = {"torch.float32": "float32", "torch.float64": "float64",
                  "torch.float16": "float16"}
@@ -65,7 +68,7 @@ _TORCH_ACTIVATIONS = {
 
 
 # ---------------------------------------------------------------------- Keras
-def layer_from_keras_layer(layer):
+def layer_from_keras_layer(layer) -> Conv3DTranspose:
     """A :class:`deconv3d.Conv3DTranspose` equal to a live Keras ``Conv3DTranspose``.
 
     Works with Keras 3 on any backend and with tf.keras / Keras 2 layers; only
@@ -180,6 +183,7 @@ def _no_equivalent_message(k, s, p, op, d) -> str:
 
 
 def _import_torch():
+    # here, not at the top: PyTorch is optional and slow to import
     try:
         import torch
     except ImportError:
@@ -187,7 +191,7 @@ def _import_torch():
     return torch
 
 
-def layer_from_torch(module, name: Optional[str] = None):
+def layer_from_torch(module, name: Optional[str] = None) -> Conv3DTranspose:
     """A :class:`deconv3d.Conv3DTranspose` equal to a ``torch.nn.ConvTranspose3d``.
 
     The layer is ``channels_first``, so ``layer(x)`` equals
@@ -288,8 +292,6 @@ def layer_to_torch(layer):
         The layer is not built, or its activation has no torch module here
         (softmax-like activations over the last axis, callables, ...).
     """
-    from .layer import Conv3DTranspose
-
     if not isinstance(layer, Conv3DTranspose):
         raise TypeError(f"`layer` must be a deconv3d.Conv3DTranspose, got "
                         f"{type(layer).__name__}")
@@ -301,7 +303,7 @@ def layer_to_torch(layer):
                          f"{layer.activation.serialize()!r}, which has no torch module here; "
                          f"supported: linear, {', '.join(sorted(_TORCH_ACTIVATIONS))}")
     try:
-        import torch
+        import torch  # here, not at the top: PyTorch is optional and slow to import
     except ImportError as error:
         raise ImportError("layer_to_torch needs PyTorch (pip install torch)") from error
 

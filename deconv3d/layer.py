@@ -451,47 +451,8 @@ class Conv3DTranspose:
             raise TypeError(f"Error when deserializing class 'Conv3DTranspose' using "
                             f"config={config_dict}.\n\nException encountered: {error}") from error
 
-    # ------------------------------------------------------------------ other frameworks
-    @classmethod
-    def from_keras_file(cls, path, name=None, config=None) -> "Conv3DTranspose":
-        """A built layer with the config and weights of a layer in a Keras file.
-
-        Reads ``.keras`` archives, ``.weights.h5`` files and legacy ``.h5``
-        files without importing Keras (needs h5py: ``pip install
-        "deconv3d[keras]"``).  See :func:`deconv3d.keras_files.layer_from_keras_file`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        name : str, optional
-            Layer name or path (``"decoder/up"``); optional when the file has
-            exactly one Conv3DTranspose.
-        config : dict or str, optional
-            Only for weights-only files: the model config, or this layer's config.
-        """
-        from .keras_files import layer_from_keras_file  # imports this module
-        return layer_from_keras_file(path, name=name, config=config)
-
-    @classmethod
-    def from_keras_layer(cls, layer) -> "Conv3DTranspose":
-        """A built copy of a live Keras ``Conv3DTranspose`` (any backend, or tf.keras)."""
-        from .frameworks import layer_from_keras_layer
-        return layer_from_keras_layer(layer)
-
-    @classmethod
-    def from_torch(cls, module, name=None) -> "Conv3DTranspose":
-        """An exactly equivalent channels_first layer for a ``torch.nn.ConvTranspose3d``.
-
-        Raises ValueError when no Keras layer computes the same (see
-        :mod:`deconv3d.frameworks`).
-        """
-        from .frameworks import layer_from_torch
-        return layer_from_torch(module, name=name)
-
-    def to_torch(self):
-        """A torch module (channels-first) computing what this built layer computes."""
-        from .frameworks import layer_to_torch
-        return layer_to_torch(self)
+    # from_keras_file, from_keras_layer, from_torch and to_torch are defined in interop.py:
+    # they build layers through convert.py, which imports this module.
 
     def count_params(self) -> int:
         return sum(w.size for w in self.weights)

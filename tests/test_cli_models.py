@@ -134,7 +134,7 @@ def test_apply_in_chunks_prints_progress(tmp_path, capsys, monkeypatch):
     x, _ = expected("functional_expected.npz", "up")
     batch = np.concatenate([x * (i + 1) for i in range(5)])
     np.save(tmp_path / "in.npy", batch)
-    layer = deconv3d.keras_files.layer_from_keras_file(data("functional.keras"), "up")
+    layer = deconv3d.keras_io.layer_from_keras_file(data("functional.keras"), "up")
     assert run("apply", data("functional.keras"), "--layer", "up", "-i", tmp_path / "in.npy",
                "-o", tmp_path / "out.npy", "--chunk", "2") == 0
     err = capsys.readouterr().err
