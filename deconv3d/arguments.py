@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import config
+from . import keras_settings
 
 RANK = 3
 
@@ -85,9 +85,9 @@ def standardize_padding(value) -> str:
 def standardize_data_format(value) -> str:
     """None -> the keras.json default; otherwise ``str(value).lower()`` must be a format."""
     if value is None:
-        return config.image_data_format()
+        return keras_settings.image_data_format()
     data_format = str(value).lower()
-    if data_format not in config.DATA_FORMATS:
+    if data_format not in keras_settings.DATA_FORMATS:
         raise ValueError("The `data_format` argument must be one of "
                          "{'channels_first', 'channels_last'}. "
                          f"Received: data_format={data_format}")

@@ -13,8 +13,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import (_checks, _core, _threads, activations, arguments, buffers, config, initializers,
-               regularizers, shapes)
+from . import (_checks, _core, _threads, activations, arguments, buffers, initializers,
+               keras_settings, regularizers, shapes)
 from .serialization import serialize
 
 _LAYER_NAME = "conv3d_transpose"
@@ -128,7 +128,7 @@ class Conv3DTranspose:
         arguments.validate_name(name)
         self.name = name
         self.trainable = arguments.validate_trainable(trainable)
-        self.dtype_policy = config.dtype_policy(dtype)
+        self.dtype_policy = keras_settings.dtype_policy(dtype)
         self.autocast = _checks.truth(autocast, "autocast")
         self.activity_regularizer = regularizers.get_regularizer(activity_regularizer,
                                                                  "activity_regularizer")
