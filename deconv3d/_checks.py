@@ -7,6 +7,8 @@ import numbers
 import os
 from typing import Optional
 
+import numpy as np
+
 
 def physical_memory_bytes() -> Optional[int]:
     """This machine's RAM, or None where the OS does not say."""
@@ -55,3 +57,19 @@ def as_shape(input_shape, name: str) -> tuple:
             raise ValueError(f"`{name}` dimensions must be non-negative ints or None; "
                              f"got {shape!r}")
     return tuple(dims)
+
+
+def as_weight(value, shape, label: str, layer_name: str) -> np.ndarray:
+    """``value`` as a numeric array of exactly ``shape`` (the ``label`` weight of a layer)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"Layer {layer_name}: the {label} weight cannot be read as an "
+                         f"array: {error}") from None
+    if array.dtype.kind not in "fiubc":
+        raise ValueError(f"Layer {layer_name}: the {label} weight must be numeric, got an "
+                         f"array of dtype {array.dtype}")
+    if array.shape != tuple(shape):
+        raise ValueError(f"Layer {layer_name} weight shape {tuple(shape)} is not compatible "
+                         f"with provided weight shape {array.shape}.")
+    return array

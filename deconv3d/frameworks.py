@@ -183,9 +183,8 @@ def _no_equivalent_message(k, s, p, op, d) -> str:
 
 
 def _import_torch():
-    # here, not at the top: PyTorch is optional and slow to import
     try:
-        import torch
+        import torch  # here, not at the top: PyTorch is optional and slow to import
     except ImportError:
         return None
     return torch

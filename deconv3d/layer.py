@@ -7,7 +7,6 @@ The layer owns the parameter state and every check; the core
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from typing import List, Optional, Sequence
 
@@ -17,20 +16,8 @@ from . import (_checks, _core, _threads, activations, arguments, buffers, initia
                keras_settings, regularizers, shapes)
 from .serialization import serialize
 
-_LAYER_NAME = "conv3d_transpose"
-_name_counts = {}
-_name_lock = threading.Lock()
-
-
 # The core has one branch of work per stride phase (product of the strides).
 MAX_PHASES = 1 << 16
-
-def _unique_name(base: str) -> str:
-    # Keras names layers conv3d_transpose, conv3d_transpose_1, ... per process.
-    with _name_lock:
-        count = _name_counts.get(base, 0)
-        _name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
 
 
 class Conv3DTranspose:
@@ -124,7 +111,7 @@ class Conv3DTranspose:
             raise ValueError(f"Unrecognized keyword arguments passed to Conv3DTranspose: "
                              f"{kwargs}")
         if name is None:
-            name = _unique_name(_LAYER_NAME)
+            name = arguments.unique_name("conv3d_transpose")
         arguments.validate_name(name)
         self.name = name
         self.trainable = arguments.validate_trainable(trainable)
@@ -232,23 +219,9 @@ class Conv3DTranspose:
                              f"expecting {len(current)} weights.")
         if not current:
             return
-        arrays = [self._as_weight(value, ref.shape, label)
+        arrays = [_checks.as_weight(value, ref.shape, label, self.name)
                   for value, ref, label in zip(weights, current, ("kernel", "bias"))]
         self._install(arrays[0], arrays[1] if len(arrays) > 1 else None)
-
-    def _as_weight(self, value, shape, label) -> np.ndarray:
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"Layer {self.name}: the {label} weight cannot be read as an "
-                             f"array: {error}") from None
-        if array.dtype.kind not in "fiubc":
-            raise ValueError(f"Layer {self.name}: the {label} weight must be numeric, got an "
-                             f"array of dtype {array.dtype}")
-        if array.shape != tuple(shape):
-            raise ValueError(f"Layer {self.name} weight shape {tuple(shape)} is not compatible "
-                             f"with provided weight shape {array.shape}.")
-        return array
 
     def _install(self, kernel, bias) -> None:
         """Store weights (read-only copies) and the kernel packed for the core."""
@@ -288,9 +261,9 @@ class Conv3DTranspose:
                           "packed kernel")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
-        kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng,
+        kernel = initializers.initial_values(self.kernel_initializer, kernel_shape, variable, rng,
                                  "kernel_initializer")
-        bias = (_initial_values(self.bias_initializer, (self.filters,), variable, rng,
+        bias = (initializers.initial_values(self.bias_initializer, (self.filters,), variable, rng,
                                 "bias_initializer") if self.use_bias else None)
         self._install(kernel, bias)
         self._build_input_shape = tuple(shape)
@@ -462,20 +435,3 @@ class Conv3DTranspose:
                 f"kernel_size={self.kernel_size} strides={self.strides} "
                 f"padding={self.padding!r} data_format={self.data_format!r} "
                 f"built={self.built}>")
-
-
-def _initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray:
-    # Keras falls back to glorot_uniform when a float weight has no initializer.
-    if initializer is None:
-        initializer = initializers.get("glorot_uniform")
-    try:
-        if isinstance(initializer, initializers.Initializer):
-            return initializer(shape, dtype, rng)
-        values = np.asarray(initializer(shape, dtype=dtype))
-    except (ValueError, TypeError, IndexError) as error:
-        kind = TypeError if isinstance(error, TypeError) else ValueError
-        raise kind(f"`{argument}` could not initialise a weight of shape {tuple(shape)}: "
-                   f"{error}") from None
-    if values.shape != tuple(shape):
-        raise ValueError(f"`{argument}` returned shape {values.shape}, expected {tuple(shape)}")
-    return values

@@ -11,9 +11,8 @@ INSTALL_HINT = 'pip install "deconv3d[keras]"'
 
 def h5py():
     """The h5py module, or an ImportError that says how to install it."""
-    # imported here, not at the top: h5py is an optional dependency, needed only to read files
     try:
-        import h5py
+        import h5py  # here, not at the top: optional, and only needed to read files
     except ImportError as error:
         raise ImportError(f"Reading Keras files needs h5py, which is not installed; install "
                           f"it with: {INSTALL_HINT}") from error
