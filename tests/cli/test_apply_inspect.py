@@ -11,7 +11,7 @@ import pytest
 import deconv3d
 from deconv3d import cli
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
 
 def have_h5py():

@@ -20,7 +20,7 @@ import deconv3d
 from deconv3d.keras_io import (KerasFileContents, KerasLayerEntry, layer_from_keras_file,
                                   load_keras, read_keras_file, read_keras_weights, select_layer)
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 # Every test here needs h5py, except the one that checks the error without it.
 WITHOUT_H5PY = {"test_missing_h5py_names_the_extra"}
 
