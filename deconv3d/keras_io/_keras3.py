@@ -150,19 +150,18 @@ def walk_model(model_cfg, model_group, prefix: str, path: str):
             weights = _weights(group, location, path)
             layers.append(KerasLayerEntry(layer_path, name, layer.config, weights,
                                           location + "/vars", layer.entry.get("build_config")))
-        elif model_layers(layer.config) is not None:
-            if group is None:
-                if any(inner.class_name in CLASS_NAMES for _, inner in walk(layer.config)):
-                    raise ValueError(f"{path}: no weights for nested model {layer_path!r} "
-                                     f"(expected HDF5 group {location})")
-                others[layer_path] = cls
-                continue
-            inner, inner_others = walk_model(layer.config, group, layer_path + "/", path)
-            layers.extend(inner)
-            others[layer_path] = cls
-            others.update(inner_others)
-        else:
-            others[layer_path] = cls
+            continue
+        others[layer_path] = cls
+        if model_layers(layer.config) is None:
+            continue
+        if group is None:
+            if any(inner.class_name in CLASS_NAMES for _, inner in walk(layer.config)):
+                raise ValueError(f"{path}: no weights for nested model {layer_path!r} "
+                                 f"(expected HDF5 group {location})")
+            continue
+        inner, inner_others = walk_model(layer.config, group, layer_path + "/", path)
+        layers.extend(inner)
+        others.update(inner_others)
     return layers, others
 
 
@@ -181,11 +180,10 @@ def scan_weights(model_group, prefix: str, path: str):
                 raise ValueError(f"{path}: {location}/vars/0 has shape {weights[0].shape}, "
                                  f"not a 5-D Conv3DTranspose kernel")
             layers.append(KerasLayerEntry(layer_path, name, None, weights, location + "/vars"))
-        elif "layers" in group:
+            continue
+        others[layer_path] = base
+        if "layers" in group:
             inner, inner_others = scan_weights(group, layer_path + "/", path)
             layers.extend(inner)
-            others[layer_path] = base
             others.update(inner_others)
-        else:
-            others[layer_path] = base
     return layers, others
