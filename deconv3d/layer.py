@@ -262,9 +262,9 @@ class Conv3DTranspose:
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
         kernel = initializers.initial_values(self.kernel_initializer, kernel_shape, variable, rng,
-                                 "kernel_initializer")
+                                             "kernel_initializer")
         bias = (initializers.initial_values(self.bias_initializer, (self.filters,), variable, rng,
-                                "bias_initializer") if self.use_bias else None)
+                                            "bias_initializer") if self.use_bias else None)
         self._install(kernel, bias)
         self._build_input_shape = tuple(shape)
         self.built = True
