@@ -151,8 +151,9 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     try:
         _threads.validate(threads)
     except (TypeError, ValueError):
-        raise ValueError(f"--threads must be a positive integer (at most "
-                         f"{_threads.MAX_THREADS}), got {threads!r}") from None
+        if isinstance(threads, int) and threads > _threads.MAX_THREADS:
+            raise                    # in the words the layer uses
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}") from None
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"--chunk must be a positive integer, got {chunk!r}")
     x = _load_array(input_path, key)
