@@ -108,39 +108,11 @@ CASES_BY_NAME = {case.name: case for case in CASES}
 
 
 # ---------------------------------------------------------------------------- Keras geometry
-@dataclass(frozen=True)
-class AxisGeometry:
-    """Keras's output of one axis as a window of the full (uncropped) scatter output.
-
-    The full transposed convolution of an axis has ``full_length`` positions; Keras
-    returns positions ``[front_crop, front_crop + length)`` of it, reading positions
-    past its end as zero (only "valid" with stride > kernel reaches past it).
-    """
-
-    full_length: int
-    front_crop: int
-    length: int
-
-    @property
-    def end_crop(self) -> int:
-        """Positions dropped at the end; negative means zeros appended."""
-        return self.full_length - self.front_crop - self.length
-
-
-def keras_axis_geometry(n: int, kernel: int, stride: int, padding: str,
-                        dilation: int) -> AxisGeometry:
-    """Keras 3 Conv3DTranspose (output_padding=None) for one axis of input length n."""
-    span = (kernel - 1) * dilation + 1
-    full_length = (n - 1) * stride + span
-    if padding == "valid":
-        return AxisGeometry(full_length, 0, (n - 1) * stride + max(span, stride))
-    # Keras crops the odd element from the END: the front gets the smaller half.
-    left_pad = min(-(-(stride + span - 2) // 2), span - 1)
-    return AxisGeometry(full_length, span - 1 - left_pad, n * stride)
-
-
-def case_geometry(case: Case) -> List[AxisGeometry]:
-    return [keras_axis_geometry(n, case.kernel, case.stride, case.padding, case.dilation)
+def case_geometry(case: Case) -> list:
+    """Per spatial axis, deconv3d's ``shapes.AxisWindow``: Keras's output as a window of the
+    full (uncropped) scatter output, with ``back_crop < 0`` meaning zeros appended."""
+    shapes = import_deconv3d().shapes
+    return [shapes.axis_window(n, case.kernel, case.stride, case.padding, None, case.dilation)
             for n in case.input_shape[1:4]]
 
 
@@ -206,15 +178,17 @@ def torch_padding(case: Case):
     PyTorch cannot express, so the window slices it off afterwards (None when
     PyTorch's output already is Keras's).
     """
+    shapes = import_deconv3d().shapes
     padding, output_padding, window, exact = [], [], [slice(None)], True
     for axis in case_geometry(case):
-        extra = axis.length - (axis.full_length - 2 * axis.front_crop)
+        pad, extra, back_trim = shapes.torch_padding(case.kernel, case.stride, case.padding,
+                                                     None, case.dilation)
         if extra >= max(case.stride, case.dilation):
             raise PeerUnavailable(f"PyTorch cannot append {extra} output elements")
-        padding.append(axis.front_crop)
-        output_padding.append(max(extra, 0))
+        padding.append(pad)
+        output_padding.append(extra)
         window.append(slice(0, axis.length))
-        exact = exact and extra >= 0
+        exact = exact and back_trim == 0
     return tuple(padding), tuple(output_padding), None if exact else tuple(window + [slice(None)])
 
 
@@ -287,8 +261,8 @@ def onnx_pads(case: Case):
     """ConvTranspose (pads, output_padding) equal to Keras: explicit, asymmetric."""
     geometry = case_geometry(case)
     begins = [axis.front_crop for axis in geometry]
-    ends = [max(axis.end_crop, 0) for axis in geometry]
-    output_padding = [max(-axis.end_crop, 0) for axis in geometry]
+    ends = [max(axis.back_crop, 0) for axis in geometry]
+    output_padding = [max(-axis.back_crop, 0) for axis in geometry]
     return begins + ends, output_padding
 
 

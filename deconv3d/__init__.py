@@ -11,9 +11,10 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "installed package: run from another directory (or use the `deconv3d` command), "
         "or build in place with `python -m pip install -e .`.") from error
 
+from . import interop  # noqa: E402,F401  (adds the Keras-file and torch methods to the layer)
 from .info import show_config  # noqa: E402
+from .keras_io import load_keras, read_keras_file, read_keras_weights  # noqa: E402
 from .layer import Conv3DTranspose  # noqa: E402
-from .keras_files import load_keras, read_keras_file, read_keras_weights  # noqa: E402
 
 # Keras exports the same class under its long name too.
 Convolution3DTranspose = Conv3DTranspose

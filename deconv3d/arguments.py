@@ -11,11 +11,16 @@ TypeError or ValueError instead.
 from __future__ import annotations
 
 import numbers
+import threading
 from typing import Optional, Tuple
 
 import numpy as np
 
-from . import config
+from . import keras_settings
+
+# Layers named so far in this process, per base name (see unique_name).
+_name_counts = {}
+_name_lock = threading.Lock()
 
 RANK = 3
 
@@ -85,9 +90,9 @@ def standardize_padding(value) -> str:
 def standardize_data_format(value) -> str:
     """None -> the keras.json default; otherwise ``str(value).lower()`` must be a format."""
     if value is None:
-        return config.image_data_format()
+        return keras_settings.image_data_format()
     data_format = str(value).lower()
-    if data_format not in config.DATA_FORMATS:
+    if data_format not in keras_settings.DATA_FORMATS:
         raise ValueError("The `data_format` argument must be one of "
                          "{'channels_first', 'channels_last'}. "
                          f"Received: data_format={data_format}")
@@ -136,6 +141,14 @@ def validate_strides_and_dilation(strides, dilation_rate, output_padding) -> Non
     if max(strides) > 1 and max(dilation_rate) > 1:
         raise ValueError("`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                          f"Received: strides={strides} and dilation_rate={dilation_rate}")
+
+
+def unique_name(base: str) -> str:
+    """A fresh layer name: Keras names layers ``base``, ``base_1``, ... per process."""
+    with _name_lock:
+        count = _name_counts.get(base, 0)
+        _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
 
 
 def validate_name(name) -> None:

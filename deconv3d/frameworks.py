@@ -1,7 +1,8 @@
 """Conv3DTranspose layers from (and to) live Keras layers and PyTorch modules.
 
-Keras and PyTorch are imported only inside the functions that need them, and
-only when the caller already has one of their objects.
+Keras is never imported (a live layer is read through its own methods), and
+PyTorch only inside the functions that need it: it is an optional, heavy
+dependency, and the caller who converts already has it.
 
 PyTorch's ``ConvTranspose3d`` and Keras's ``Conv3DTranspose`` compute the same
 uncropped transposed convolution (a scatter with the kernel unflipped); they
@@ -38,7 +39,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import shapes
-from .keras_files import CLASS_NAMES, layer_from_config_and_weights
+from .convert import layer_from_config_and_weights
+from .keras_io import CLASS_NAMES
+from .layer import Conv3DTranspose
 
 _TORCH_DTYPES = {"torch.float32": "float32", "torch.float64": "float64",
                  "torch.float16": "float16"}
@@ -65,7 +68,7 @@ _TORCH_ACTIVATIONS = {
 
 
 # ---------------------------------------------------------------------- Keras
-def layer_from_keras_layer(layer):
+def layer_from_keras_layer(layer) -> Conv3DTranspose:
     """A :class:`deconv3d.Conv3DTranspose` equal to a live Keras ``Conv3DTranspose``.
 
     Works with Keras 3 on any backend and with tf.keras / Keras 2 layers; only
@@ -107,10 +110,8 @@ def layer_from_keras_layer(layer):
 # ---------------------------------------------------------------------- PyTorch -> deconv3d
 def _keras_window(mode: str, output_padding, k: int, s: int, d: int) -> Tuple[int, int]:
     """(front crop, output length - uncropped length) of one Keras axis (any n >= 1)."""
-    n = 3
-    full = (n - 1) * s + shapes.effective_kernel(k, d)
-    length = shapes.output_length(n, k, s, mode, output_padding, d)
-    return shapes.front_crop(k, s, mode, output_padding, d), length - full
+    front = shapes.front_crop(k, s, mode, output_padding, d)
+    return front, -front - shapes.back_crop(k, s, mode, output_padding, d)
 
 
 def _axis_options(mode: str, k: int, s: int, p: int, op: int, d: int) -> list:
@@ -183,13 +184,13 @@ def _no_equivalent_message(k, s, p, op, d) -> str:
 
 def _import_torch():
     try:
-        import torch
+        import torch  # here, not at the top: PyTorch is optional and slow to import
     except ImportError:
         return None
     return torch
 
 
-def layer_from_torch(module, name: Optional[str] = None):
+def layer_from_torch(module, name: Optional[str] = None) -> Conv3DTranspose:
     """A :class:`deconv3d.Conv3DTranspose` equal to a ``torch.nn.ConvTranspose3d``.
 
     The layer is ``channels_first``, so ``layer(x)`` equals
@@ -290,8 +291,6 @@ def layer_to_torch(layer):
         The layer is not built, or its activation has no torch module here
         (softmax-like activations over the last axis, callables, ...).
     """
-    from .layer import Conv3DTranspose
-
     if not isinstance(layer, Conv3DTranspose):
         raise TypeError(f"`layer` must be a deconv3d.Conv3DTranspose, got "
                         f"{type(layer).__name__}")
@@ -303,33 +302,21 @@ def layer_to_torch(layer):
                          f"{layer.activation.serialize()!r}, which has no torch module here; "
                          f"supported: linear, {', '.join(sorted(_TORCH_ACTIVATIONS))}")
     try:
-        import torch
+        import torch  # here, not at the top: PyTorch is optional and slow to import
     except ImportError as error:
         raise ImportError("layer_to_torch needs PyTorch (pip install torch)") from error
 
-    padding, output_padding, back_crops = [], [], []
-    for axis in range(3):
-        k, s, d = layer.kernel_size[axis], layer.strides[axis], layer.dilation_rate[axis]
-        op = None if layer.output_padding is None else layer.output_padding[axis]
-        n = 3
-        full = (n - 1) * s + shapes.effective_kernel(k, d)
-        length = shapes.output_length(n, k, s, layer.padding, op, d)
-        front = shapes.front_crop(k, s, layer.padding, op, d)
-        back = full - length - front
-        if back <= front:
-            padding.append(front)
-            output_padding.append(front - back)
-            back_crops.append(0)
-        else:
-            padding.append(front)
-            output_padding.append(0)
-            back_crops.append(back - front)
+    padding, output_padding, back_crops = zip(*(
+        shapes.torch_padding(layer.kernel_size[axis], layer.strides[axis], layer.padding,
+                             None if layer.output_padding is None else layer.output_padding[axis],
+                             layer.dilation_rate[axis])
+        for axis in range(3)))
 
     kernel = layer.kernel
     dtype = getattr(torch, kernel.dtype.name)
     conv = torch.nn.ConvTranspose3d(
         int(kernel.shape[4]), layer.filters, layer.kernel_size, stride=layer.strides,
-        padding=tuple(padding), output_padding=tuple(output_padding), groups=1,
+        padding=padding, output_padding=output_padding, groups=1,
         bias=layer.use_bias, dilation=layer.dilation_rate, padding_mode="zeros", dtype=dtype)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(4, 3, 0, 1, 2))))

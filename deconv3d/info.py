@@ -37,7 +37,7 @@ def _openmp_runtime() -> str:
     return ", ".join(libraries) if libraries else "unknown"
 
 
-def config() -> dict:
+def facts() -> dict:
     """The facts ``show_config`` prints, as a dict."""
     build = _build_info()
     return {
@@ -60,7 +60,7 @@ def config() -> dict:
 
 def show_config() -> None:
     """Print version, OpenMP, threads, micro-kernel, compiler and NumPy facts."""
-    for key, value in config().items():
+    for key, value in facts().items():
         if isinstance(value, list):
             value = " ".join(value) or "(none)"
         print(f"{key:16s} {value}")

@@ -178,3 +178,24 @@ CATALOGUE = Catalogue("initializer", "keras.initializers", DEFAULTS, ALIASES, _v
 def get(identifier, argument: str = ""):
     """An initializer from a Keras identifier (None stays None: the layer picks Keras's default)."""
     return CATALOGUE.get(identifier, argument)
+
+
+def initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray:
+    """A weight's first values from an initializer (ours, or a callable ``init(shape, dtype)``).
+
+    Errors are ValueError or TypeError naming ``argument``.
+    """
+    # Keras falls back to glorot_uniform when a float weight has no initializer.
+    if initializer is None:
+        initializer = get("glorot_uniform")
+    try:
+        if isinstance(initializer, Initializer):
+            return initializer(shape, dtype, rng)
+        values = np.asarray(initializer(shape, dtype=dtype))
+    except (ValueError, TypeError, IndexError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"`{argument}` could not initialise a weight of shape {tuple(shape)}: "
+                   f"{error}") from None
+    if values.shape != tuple(shape):
+        raise ValueError(f"`{argument}` returned shape {values.shape}, expected {tuple(shape)}")
+    return values

@@ -7,97 +7,17 @@ The layer owns the parameter state and every check; the core
 from __future__ import annotations
 
 import math
-import numbers
-import os
-import threading
 import warnings
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import _core, activations, arguments, buffers, config, initializers, regularizers, shapes
+from . import (_calls, _checks, _core, _threads, activations, arguments, buffers,
+               initializers, keras_settings, regularizers, shapes)
 from .serialization import serialize
 
-_LAYER_NAME = "conv3d_transpose"
-_name_counts = {}
-_name_lock = threading.Lock()
-
-
-class _CallCounter:
-    """Counts calls running right now, so that concurrent calls share the cores.
-
-    A call without an explicit thread count gets OpenMP's default divided by the
-    number of calls in flight (at least one): eight Python threads calling at
-    once on two cores then run one OpenMP thread each instead of sixteen.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._running = 0
-
-    def __enter__(self):
-        with self._lock:
-            self._running += 1
-            return self._running
-
-    def __exit__(self, *exc_info):
-        with self._lock:
-            self._running -= 1
-
-
-_calls = _CallCounter()
-
-# More OpenMP threads than this only fail (the runtime cannot create them) or thrash.
-MAX_THREADS = 1024
 # The core has one branch of work per stride phase (product of the strides).
 MAX_PHASES = 1 << 16
-
-# Below this many multiply-adds a call runs on one thread unless told otherwise: a second
-# thread costs more than it saves.  Measured on 2 cores: two threads start to pay at about
-# 2e6 multiply-adds (~30 us of arithmetic), and from 5e5 already when the kernel equals
-# the stride (one matrix product, with no tile tables to build).
-_SERIAL_BELOW = 2_000_000
-_SERIAL_BELOW_KERNEL_IS_STRIDE = 500_000
-
-
-class _CallShape(NamedTuple):
-    """What calls on one input shape need, worked out (and checked) once."""
-    output_shape: tuple
-    core_shape: tuple           # the input as the core reads it (channels-last)
-    crops: tuple                # front crop per spatial axis
-    serial: bool                # too small for a second thread to pay
-
-
-# input shapes whose _CallShape a layer keeps (the most recent ones)
-_SHAPES_KEPT = 16
-
-
-def _unique_name(base: str) -> str:
-    # Keras names layers conv3d_transpose, conv3d_transpose_1, ... per process.
-    with _name_lock:
-        count = _name_counts.get(base, 0)
-        _name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
-
-
-def _physical_memory_bytes() -> Optional[int]:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _check_allocation(shape, itemsize: int, what: str) -> None:
-    """Refuse, before allocating, an array that cannot exist or cannot fit in memory."""
-    count = math.prod(shape)
-    nbytes = count * itemsize
-    limit = _physical_memory_bytes()
-    # an empty array whose other axes are absurd still breaks index arithmetic
-    if (count >= 2 ** 62 or math.prod(max(int(n), 1) for n in shape) * itemsize >= 2 ** 60
-            or (limit is not None and nbytes > limit)):
-        raise ValueError(f"The {what} would have shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB), "
-                         f"more than this machine's memory"
-                         f"{f' ({limit / 2**30:.1f} GiB)' if limit else ''}")
 
 
 class Conv3DTranspose:
@@ -191,16 +111,17 @@ class Conv3DTranspose:
             raise ValueError(f"Unrecognized keyword arguments passed to Conv3DTranspose: "
                              f"{kwargs}")
         if name is None:
-            name = _unique_name(_LAYER_NAME)
+            name = arguments.unique_name("conv3d_transpose")
         arguments.validate_name(name)
         self.name = name
         self.trainable = arguments.validate_trainable(trainable)
-        self.dtype_policy = config.dtype_policy(dtype)
-        self.autocast = _truth(autocast, "autocast")
+        self.dtype_policy = keras_settings.dtype_policy(dtype)
+        self.autocast = _checks.truth(autocast, "autocast")
         self.activity_regularizer = regularizers.get_regularizer(activity_regularizer,
                                                                  "activity_regularizer")
 
-        # Then BaseConvTranspose, in its order.
+        # Then BaseConvTranspose, in its order: Keras stores `filters` first and validates it
+        # only after the other arguments, so a bad `filters` is reported after them.
         self.filters = filters
         self.kernel_size = arguments.standardize_tuple(kernel_size, "kernel_size")
         self.strides = arguments.standardize_tuple(strides, "strides")
@@ -209,8 +130,10 @@ class Conv3DTranspose:
         self.output_padding = arguments.standardize_output_padding(output_padding)
         self.data_format = arguments.standardize_data_format(data_format)
         self.activation = activations.get(activation)
+        # Keras keeps `use_bias` as given (get_config returns it unchanged); only check that
+        # it has a truth value
         self.use_bias = use_bias
-        _truth(use_bias, "use_bias")
+        _checks.truth(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.kernel_regularizer = regularizers.get_regularizer(kernel_regularizer,
@@ -227,7 +150,7 @@ class Conv3DTranspose:
 
         self.built = False
         self._build_input_shape = None
-        # (kernel, bias, packed kernel, {input shape: _CallShape}) replaced as one tuple,
+        # (kernel, bias, packed kernel, {input shape: CallShape}) replaced as one tuple,
         # so that a concurrent call never sees a mix of old and new weights
         self._state = None
 
@@ -251,7 +174,7 @@ class Conv3DTranspose:
 
     @num_threads.setter
     def num_threads(self, value):
-        self._num_threads = _validate_threads(value)
+        self._num_threads = _threads.validate(value)
 
     # ------------------------------------------------------------------ weights
     @property
@@ -296,23 +219,9 @@ class Conv3DTranspose:
                              f"expecting {len(current)} weights.")
         if not current:
             return
-        arrays = [self._as_weight(value, ref.shape, label)
+        arrays = [_checks.as_weight(value, ref.shape, label, self.name)
                   for value, ref, label in zip(weights, current, ("kernel", "bias"))]
         self._install(arrays[0], arrays[1] if len(arrays) > 1 else None)
-
-    def _as_weight(self, value, shape, label) -> np.ndarray:
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"Layer {self.name}: the {label} weight cannot be read as an "
-                             f"array: {error}") from None
-        if array.dtype.kind not in "fiubc":
-            raise ValueError(f"Layer {self.name}: the {label} weight must be numeric, got an "
-                             f"array of dtype {array.dtype}")
-        if array.shape != tuple(shape):
-            raise ValueError(f"Layer {self.name} weight shape {tuple(shape)} is not compatible "
-                             f"with provided weight shape {array.shape}.")
-        return array
 
     def _install(self, kernel, bias) -> None:
         """Store weights (read-only copies) and the kernel packed for the core."""
@@ -333,25 +242,25 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ build
     def build(self, input_shape) -> None:
         """Create the weights for inputs of this shape (only the channel count matters)."""
-        shape = _as_shape(input_shape, "input_shape")
+        shape = _checks.as_shape(input_shape, "input_shape")
         channels = shape[-1] if self.data_format == "channels_last" else shape[1]
         if channels is None:
             raise ValueError("The channel dimension of the inputs to Conv3DTranspose should be "
                              f"defined. Received: input_shape={tuple(shape)}")
         kernel_shape = self.kernel_size + (self.filters, channels)
         itemsize = self.dtype_policy.variable_dtype.itemsize
-        _check_allocation(kernel_shape, itemsize, "kernel")
+        _checks.check_allocation(kernel_shape, itemsize, "kernel")
         # the bias, and the packed kernel (filters padded to a block, at least one channel)
-        _check_allocation((self.filters,), itemsize, "bias")
-        _check_allocation((_core.PackedKernel.nbytes_for(
+        _checks.check_allocation((self.filters,), itemsize, "bias")
+        _checks.check_allocation((_core.PackedKernel.nbytes_for(
             self.kernel_size, self.filters, channels, self.dtype_policy.core_dtype),), 1,
             "packed kernel (bytes)")
         rng = np.random.default_rng()
         variable = self.dtype_policy.variable_dtype
-        kernel = _initial_values(self.kernel_initializer, kernel_shape, variable, rng,
-                                 "kernel_initializer")
-        bias = (_initial_values(self.bias_initializer, (self.filters,), variable, rng,
-                                "bias_initializer") if self.use_bias else None)
+        kernel = initializers.initial_values(self.kernel_initializer, kernel_shape, variable, rng,
+                                             "kernel_initializer")
+        bias = (initializers.initial_values(self.bias_initializer, (self.filters,), variable, rng,
+                                            "bias_initializer") if self.use_bias else None)
         self._install(kernel, bias)
         self._build_input_shape = tuple(shape)
         self.built = True
@@ -368,7 +277,7 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ shapes
     def compute_output_shape(self, input_shape) -> list:
         """Output shape as a list, like Keras; ``None`` dimensions stay ``None``."""
-        shape = _as_shape(input_shape, "input_shape")
+        shape = _checks.as_shape(input_shape, "input_shape")
         return shapes.conv_transpose_output_shape(
             shape, self.filters, self.kernel_size, self.strides, self.padding,
             self.output_padding, self.dilation_rate, self.data_format)
@@ -379,60 +288,32 @@ class Conv3DTranspose:
         x = self._as_input(inputs)
         if not self.built:
             self.build(x.shape)
-        _, _, packed, seen = self._state
-        call = seen.get(x.shape)
-        if call is None:
-            call = self._call_shape(x.shape, seen)
-        threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
-        with _calls as running:
+        call = self._call_shape(x.shape)
+        threads = _threads.validate(num_threads) if num_threads is not None else self.num_threads
+        with _threads.calls as running:
             if threads is None:
                 threads = 1 if call.serial else max(1, _core.default_thread_count() // running)
-            return self._compute(x, packed, call, threads)
+            return self._compute(x, self._state[2], call, threads)
 
-    def _call_shape(self, input_shape, seen) -> "_CallShape":
-        """Check an input shape not seen since the weights were set, and remember what
-        calls on it need (repeated calls then skip these checks and sums)."""
-        kernel = self._state[0]
-        channel_axis = 4 if self.data_format == "channels_last" else 1
-        if input_shape[channel_axis] != kernel.shape[4]:
-            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
-                             f"expected axis {channel_axis} of input shape to have value "
-                             f"{kernel.shape[4]}, but received input with shape {input_shape}")
-        core = self.dtype_policy.core_dtype
-        channels_first = self.data_format == "channels_first"
-        spatial = input_shape[2:] if channels_first else input_shape[1:4]
-        plan = shapes.plan_axes(spatial, self.kernel_size, self.strides, self.padding,
-                                self.output_padding, self.dilation_rate)
-        out_shape = (input_shape[0], *(axis.output_length for axis in plan), self.filters)
-        _check_allocation(out_shape, core.itemsize, "output")
-        core_shape = ((input_shape[0], *input_shape[2:], input_shape[1]) if channels_first
-                      else input_shape)
-        _check_allocation(core_shape, core.itemsize, "input (as the core reads it)")
-        serial_below = (_SERIAL_BELOW_KERNEL_IS_STRIDE
-                        if self.kernel_size == self.strides else _SERIAL_BELOW)
-        call = _CallShape(out_shape, core_shape, tuple(axis.front_crop for axis in plan),
-                          self._multiply_adds(input_shape) < serial_below)
-        if len(seen) >= _SHAPES_KEPT:
-            seen.clear()
-        seen[input_shape] = call
+    def _call_shape(self, input_shape) -> _calls.CallShape:
+        """The checked geometry of calls on this input shape (remembered per weights)."""
+        seen = self._state[3]
+        call = seen.get(input_shape)
+        if call is None:
+            call = _calls.remember(seen, input_shape, _calls.call_shape(self, input_shape))
         return call
 
     def _core_plan(self, input_shape, num_threads=None):
-        """The core's plan for a call on inputs of this shape (`.explain()` tells what
-        it does), with the thread count a lone call would use."""
+        """The core's plan for calls on this input shape (`.explain()` tells what it
+        does), with the thread count a lone call would use."""
         if not self.built:
             self.build(input_shape)
-        input_shape = tuple(input_shape)
-        call = self._state[3].get(input_shape) or self._call_shape(input_shape, self._state[3])
-        threads = _validate_threads(num_threads) if num_threads is not None else self.num_threads
+        call = self._call_shape(tuple(input_shape))
+        threads = _threads.validate(num_threads) if num_threads is not None else self.num_threads
         if threads is None:
             threads = 1 if call.serial else _core.default_thread_count()
         return self._state[2].plan(call.core_shape, call.output_shape, call.crops,
                                    self.activation.core_code, threads)
-
-    def _multiply_adds(self, input_shape) -> int:
-        """Multiply-adds of a call: every input value meets every tap and filter."""
-        return math.prod(input_shape) * self.filters * math.prod(self.kernel_size)
 
     def _as_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, np.ndarray):
@@ -466,7 +347,7 @@ class Conv3DTranspose:
         channels_first = self.data_format == "channels_first"
         out_shape = call.output_shape
         if not channels_first and x.dtype == core and x.flags.c_contiguous and x.flags.aligned:
-            source = x
+            source = x          # ready as it is: no copy, no errstate (small calls)
         else:
             with np.errstate(over="ignore", invalid="ignore"):   # 1e300 -> inf, as Keras casts
                 if channels_first:
@@ -541,47 +422,8 @@ class Conv3DTranspose:
             raise TypeError(f"Error when deserializing class 'Conv3DTranspose' using "
                             f"config={config_dict}.\n\nException encountered: {error}") from error
 
-    # ------------------------------------------------------------------ other frameworks
-    @classmethod
-    def from_keras_file(cls, path, name=None, config=None) -> "Conv3DTranspose":
-        """A built layer with the config and weights of a layer in a Keras file.
-
-        Reads ``.keras`` archives, ``.weights.h5`` files and legacy ``.h5``
-        files without importing Keras (needs h5py: ``pip install
-        "deconv3d[keras]"``).  See :func:`deconv3d.keras_files.layer_from_keras_file`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        name : str, optional
-            Layer name or path (``"decoder/up"``); optional when the file has
-            exactly one Conv3DTranspose.
-        config : dict or str, optional
-            Only for weights-only files: the model config, or this layer's config.
-        """
-        from .keras_files import layer_from_keras_file  # imports this module
-        return layer_from_keras_file(path, name=name, config=config)
-
-    @classmethod
-    def from_keras_layer(cls, layer) -> "Conv3DTranspose":
-        """A built copy of a live Keras ``Conv3DTranspose`` (any backend, or tf.keras)."""
-        from .frameworks import layer_from_keras_layer
-        return layer_from_keras_layer(layer)
-
-    @classmethod
-    def from_torch(cls, module, name=None) -> "Conv3DTranspose":
-        """An exactly equivalent channels_first layer for a ``torch.nn.ConvTranspose3d``.
-
-        Raises ValueError when no Keras layer computes the same (see
-        :mod:`deconv3d.frameworks`).
-        """
-        from .frameworks import layer_from_torch
-        return layer_from_torch(module, name=name)
-
-    def to_torch(self):
-        """A torch module (channels-first) computing what this built layer computes."""
-        from .frameworks import layer_to_torch
-        return layer_to_torch(self)
+    # from_keras_file, from_keras_layer, from_torch and to_torch are defined in interop.py:
+    # they build layers through convert.py, which imports this module.
 
     def count_params(self) -> int:
         return sum(w.size for w in self.weights)
@@ -591,59 +433,3 @@ class Conv3DTranspose:
                 f"kernel_size={self.kernel_size} strides={self.strides} "
                 f"padding={self.padding!r} data_format={self.data_format!r} "
                 f"built={self.built}>")
-
-
-def _truth(value, name: str) -> bool:
-    """Python truthiness, with an error naming the argument when there is none."""
-    try:
-        return bool(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"`{name}` must be True or False, got {value!r}: {error}") from None
-
-
-def _validate_threads(value) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"num_threads must be a positive int or None, got {value!r}")
-    if not 1 <= value <= MAX_THREADS:
-        raise ValueError(f"num_threads must be an int from 1 to {MAX_THREADS} or None, "
-                         f"got {value!r}")
-    return int(value)
-
-
-def _as_shape(input_shape, name: str) -> tuple:
-    """A rank-5 shape of ints and Nones."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"`{name}` must be a tuple of 5 dimensions, got {input_shape!r}") from None
-    if len(shape) != 5:
-        raise ValueError(f"Conv3DTranspose expects rank-5 inputs; got `{name}`={shape!r}")
-    dims = []
-    for dim in shape:
-        if dim is None:
-            dims.append(None)
-        elif isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim >= 0:
-            dims.append(int(dim))
-        else:
-            raise ValueError(f"`{name}` dimensions must be non-negative ints or None; "
-                             f"got {shape!r}")
-    return tuple(dims)
-
-
-def _initial_values(initializer, shape, dtype, rng, argument: str) -> np.ndarray:
-    # Keras falls back to glorot_uniform when a float weight has no initializer.
-    if initializer is None:
-        initializer = initializers.get("glorot_uniform")
-    try:
-        if isinstance(initializer, initializers.Initializer):
-            return initializer(shape, dtype, rng)
-        values = np.asarray(initializer(shape, dtype=dtype))
-    except (ValueError, TypeError, IndexError) as error:
-        kind = TypeError if isinstance(error, TypeError) else ValueError
-        raise kind(f"`{argument}` could not initialise a weight of shape {tuple(shape)}: "
-                   f"{error}") from None
-    if values.shape != tuple(shape):
-        raise ValueError(f"`{argument}` returned shape {values.shape}, expected {tuple(shape)}")
-    return values

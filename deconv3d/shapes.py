@@ -58,6 +58,58 @@ def front_crop(kernel_size: int, stride: int, padding: str,
     return k_eff - 1 - left
 
 
+def back_crop(kernel_size: int, stride: int, padding: str,
+              output_padding: Optional[int], dilation: int) -> int:
+    """How many trailing positions of the uncropped axis the output drops.
+
+    Negative means zeros appended past the uncropped end.  The same for every
+    input length ``n >= 1`` (both lengths grow by ``stride`` per input element).
+    """
+    n = 1
+    return (full_length(n, kernel_size, stride, dilation)
+            - output_length(n, kernel_size, stride, padding, output_padding, dilation)
+            - front_crop(kernel_size, stride, padding, output_padding, dilation))
+
+
+def full_length(n: int, kernel_size: int, stride: int, dilation: int) -> int:
+    """Length of the uncropped axis: every input position scattered through every tap."""
+    return (n - 1) * stride + effective_kernel(kernel_size, dilation)
+
+
+class AxisWindow(NamedTuple):
+    """One output axis as a window ``[front_crop, front_crop + length)`` of the uncropped axis."""
+
+    full_length: int
+    front_crop: int
+    length: int
+    back_crop: int
+
+
+def axis_window(n: int, kernel_size: int, stride: int, padding: str,
+                output_padding: Optional[int], dilation: int) -> AxisWindow:
+    """The window one Keras output axis takes from the uncropped axis (``n >= 1``)."""
+    return AxisWindow(full_length(n, kernel_size, stride, dilation),
+                      front_crop(kernel_size, stride, padding, output_padding, dilation),
+                      output_length(n, kernel_size, stride, padding, output_padding, dilation),
+                      back_crop(kernel_size, stride, padding, output_padding, dilation))
+
+
+def torch_padding(kernel_size: int, stride: int, padding: str,
+                  output_padding: Optional[int], dilation: int) -> Tuple[int, int, int]:
+    """``(padding, output_padding, back_trim)`` giving one Keras axis with torch's ConvTranspose.
+
+    torch crops ``padding`` at both ends of the uncropped axis and gives back
+    ``output_padding`` positions at the end.  Keras's ``'same'`` may crop one
+    more position at the back than at the front, which torch cannot express:
+    ``back_trim`` positions must then be dropped from torch's output.
+    """
+    front = front_crop(kernel_size, stride, padding, output_padding, dilation)
+    back = back_crop(kernel_size, stride, padding, output_padding, dilation)
+    if back <= front:
+        return front, front - back, 0
+    return front, 0, back - front
+
+
 def _total_padding(k_eff: int, stride: int, padding: str, output_padding: Optional[int]) -> int:
     """Zeros Keras's JAX backend adds around the stride-dilated input, both ends together."""
     if padding == "valid":

@@ -3,7 +3,7 @@
 # temporary copy of the source tree (never in place) and run the tests against it.
 #
 #   tests/sanitize.sh                               # the whole suite
-#   tests/sanitize.sh tests/test_fuzz.py -x         # any pytest arguments: a subset
+#   tests/sanitize.sh tests/fuzz -x                 # any pytest arguments: a subset
 #   PYTHON=/path/to/venv/bin/python tests/sanitize.sh
 #   KEEP=1 tests/sanitize.sh                        # keep the temporary tree (and logs)
 #
@@ -28,7 +28,7 @@
 #    path instead.
 #  * detect_leaks=0: CPython and NumPy deliberately keep objects alive until exit (interned
 #    strings, type caches, ...); LeakSanitizer would report those, not deconv3d.  Leaks of
-#    the core are instead measured by tests/test_memory.py (resident memory over repeated
+#    the core are instead measured by tests/layer/test_memory.py (resident memory over repeated
 #    calls) and by tests/valgrind.sh (definite leaks, attributed by stack).
 #  * allocator_may_return_null=1: some tests check that an impossible allocation becomes a
 #    Python error (NumPy's MemoryError, the core's NULL check); without it ASan aborts on
@@ -36,7 +36,7 @@
 #    still logs a "WARNING: failed to allocate" for each: such warning-only logs are
 #    listed, not counted as reports.
 #  * DECONV3D_SANITIZER is exported: tests that measure resident memory skip, and the
-#    fuzz test skips inputs that hit known undefined behaviour (see tests/test_fuzz.py)
+#    fuzz test skips inputs that hit known undefined behaviour (see tests/fuzz/)
 #    so that one known report does not stop a whole batch.
 set -euo pipefail
 

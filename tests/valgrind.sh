@@ -28,7 +28,7 @@
 #    - "definitely lost" blocks whose allocation stack has no deconv3d frame: CPython's
 #      and NumPy's objects kept until exit behind pointers memcheck cannot follow.  A leak
 #      of deconv3d's would carry its frames (its Cython code calls into CPython); leaks
-#      per call are measured separately by tests/test_memory.py.
+#      per call are measured separately by tests/layer/test_memory.py.
 #  * PYTHONMALLOC=malloc: CPython's small-object allocator deliberately reads memory it
 #    does not own; with the system allocator memcheck sees plain malloc/free instead.
 #    That is what CPython's Misc/README.valgrind recommends in place of its suppression

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import deconv3d
+import reference
 from reference import ACTIVATIONS, conv3d_transpose, relative_error
 
 
@@ -271,7 +272,8 @@ def test_other_micro_kernels_match_reference(tmp_path, choice):
         "            assert relative_error(y, ref) < 1e-5, (dtype, filters, k, s, pad)\n"
         "print('ok')\n")
     env = dict(os.environ, DECONV3D_KERNEL=choice)
-    result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__), choice],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    tests_dir = os.path.dirname(reference.__file__)
+    result = subprocess.run([sys.executable, "-c", script, tests_dir, choice], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

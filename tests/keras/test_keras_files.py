@@ -1,4 +1,4 @@
-"""Loading Conv3DTranspose layers from Keras files (deconv3d.keras_files).
+"""Loading Conv3DTranspose layers from Keras files (deconv3d.keras_io).
 
 The committed fixtures in tests/data (written by tests/data/make_fixtures.py)
 come with the outputs Keras's own layers gave, so every loading path is
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import deconv3d
-from deconv3d.keras_files import (KerasFileContents, KerasLayerEntry, layer_from_keras_file,
+from deconv3d.keras_io import (KerasFileContents, KerasLayerEntry, layer_from_keras_file,
                                   load_keras, read_keras_file, read_keras_weights, select_layer)
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 # Every test here needs h5py, except the one that checks the error without it.
 WITHOUT_H5PY = {"test_missing_h5py_names_the_extra"}
 
@@ -528,7 +528,7 @@ def test_loading_never_imports_a_framework(tmp_path):
     code = """
 import sys, json, zipfile
 import deconv3d
-from deconv3d.keras_files import load_keras, read_keras_file
+from deconv3d.keras_io import load_keras, read_keras_file
 data = sys.argv[1]
 for name in ("functional.keras", "nested.keras", "nested_legacy.h5", "tf_keras_model.h5",
              "single.keras", "tf_keras_weights.h5", "nested.weights.h5"):

@@ -1,5 +1,7 @@
-"""Command line for Keras model files: ``apply`` a layer to a volume, ``inspect`` a file.
+"""Command line: ``python -m deconv3d demo | apply | inspect`` (also ``deconv3d ...``).
 
+``python -m deconv3d demo [--threads N] [--repeats R]``
+    Runs the seed example on random data, timed and checked against NumPy.
 ``python -m deconv3d apply MODEL --input IN.npy --output OUT.npy [--layer NAME]``
     Runs one Conv3DTranspose layer of MODEL on an array (.npy or .npz) and
     writes the result (.npy, or .npz under the key ``output``).  A batch is
@@ -10,7 +12,7 @@
 ``python -m deconv3d inspect MODEL [--json]``
     Lists the Conv3DTranspose layers of MODEL with their configs and weight shapes.
 
-Both need h5py (``pip install "deconv3d[keras]"``); neither imports Keras.
+``apply`` and ``inspect`` need h5py (``pip install "deconv3d[keras]"``); none imports Keras.
 """
 
 from __future__ import annotations
@@ -25,9 +27,7 @@ import time
 
 import numpy as np
 
-from . import keras_files
-
-COMMANDS = ("apply", "inspect")
+from . import _threads, demo, keras_io
 
 # Automatic chunking: aim at about this many multiply-adds per call, and at most
 # this many bytes of output per call.
@@ -36,17 +36,20 @@ _CHUNK_BYTES = 256 * 2 ** 20
 _PROGRESS_EVERY = 1.0    # seconds between progress lines
 
 
-def add_commands(subparsers) -> None:
-    """Add the ``apply`` and ``inspect`` commands to an argparse subparsers object.
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m deconv3d``; each command sets ``handler`` in the namespace."""
+    parser = argparse.ArgumentParser(prog="python -m deconv3d",
+                                     description="Keras-exact Conv3DTranspose for NumPy arrays.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_command = commands.add_parser("demo", help="run the seed example on random data, "
+                                                    "timed and checked against a NumPy reference")
+    demo_command.add_argument("--threads", type=int, default=None,
+                              help="OpenMP threads (default: OpenMP's, i.e. OMP_NUM_THREADS or "
+                                   "all cores)")
+    demo_command.add_argument("--repeats", type=int, default=5, help="timed calls (default 5)")
+    demo_command.set_defaults(handler=run_demo)
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From ``parser.add_subparsers(dest="command")``.  Each command sets
-        ``handler`` in the parsed namespace: call ``args.handler(args)``,
-        which returns the exit status (0 success, 1 error).
-    """
-    apply = subparsers.add_parser(
+    apply = commands.add_parser(
         "apply", help="apply a Conv3DTranspose layer of a Keras model file to an array",
         description="Apply one Conv3DTranspose layer of a Keras file (.keras, .h5, or "
                     ".weights.h5 with --config) to an array read from .npy/.npz, and save the "
@@ -75,18 +78,27 @@ def add_commands(subparsers) -> None:
     apply.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     apply.set_defaults(handler=run_apply)
 
-    inspect = subparsers.add_parser(
+    inspect = commands.add_parser(
         "inspect", help="list the Conv3DTranspose layers of a Keras model file",
         description="List the Conv3DTranspose layers of a Keras file with their configs and "
                     "weight shapes.")
     inspect.add_argument("model", help="Keras file: .keras, .h5 or .weights.h5")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect.set_defaults(handler=run_inspect)
+    return parser
 
 
-def run(args) -> int:
-    """Run the command of a parsed namespace made by :func:`add_commands`."""
+def main(argv=None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; returns the exit status."""
+    args = build_parser().parse_args(argv)
     return args.handler(args)
+
+
+def run_demo(args) -> int:
+    """Handler of ``demo``: returns 0 when the output matches the reference."""
+    return demo.main(args.threads, max(1, args.repeats))
+
+
 
 
 # ---------------------------------------------------------------------- apply
@@ -136,13 +148,16 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     """
     output_path = os.fspath(output_path)
     output_kind = _array_file_kind(output_path, "--output")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    try:
+        _threads.validate(threads)
+    except (TypeError, ValueError):
+        if isinstance(threads, int) and threads > _threads.MAX_THREADS:
+            raise                    # in the words the layer uses
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}") from None
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"--chunk must be a positive integer, got {chunk!r}")
     x = _load_array(input_path, key)
-    net = keras_files.layer_from_keras_file(model, name=layer, config=config)
+    net = keras_io.layer_from_keras_file(model, name=layer, config=config)
     if x.ndim != 5:
         raise ValueError(f"{input_path}: the input has shape {x.shape}; Conv3DTranspose needs a "
                          f"5-D array (batch, 3 spatial axes, channels) or (batch, channels, 3 "
@@ -288,7 +303,7 @@ def _save_atomically(path: str, kind: str, array) -> None:
 def run_inspect(args) -> int:
     """Handler of ``inspect``: returns 0 on success, 1 after printing an error to stderr."""
     try:
-        contents = keras_files.read_keras_file(args.model)
+        contents = keras_io.read_keras_file(args.model)
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"deconv3d inspect: error: {error}", file=sys.stderr)
         return 1
@@ -300,7 +315,7 @@ def run_inspect(args) -> int:
 
 
 def describe(contents) -> dict:
-    """A JSON-ready summary of :class:`deconv3d.keras_files.KerasFileContents`."""
+    """A JSON-ready summary of :class:`deconv3d.keras_io.KerasFileContents`."""
     return {
         "file": contents.path, "format": contents.format, "keras_version": contents.keras_version,
         "has_config": contents.has_config,
@@ -322,7 +337,7 @@ def format_contents(contents) -> str:
     count = len(contents.layers)
     lines = [f"{contents.path}: {contents.description}{version}; {count} Conv3DTranspose "
              f"layer{'s' if count != 1 else ''}"]
-    if not contents.has_config and contents.format == keras_files.FORMAT_LEGACY_WEIGHTS:
+    if not contents.has_config and contents.format == keras_io.FORMAT_LEGACY_WEIGHTS:
         lines.append("  (no config in this file: the layers below are those whose weights look "
                      "like a 3-D convolution kernel; Conv3D layers look the same)")
     for entry in contents.layers:
@@ -350,11 +365,3 @@ def _show(value) -> str:
             return inner["name"]          # a dtype policy
         return value.get("class_name", json.dumps(value))
     return repr(value)
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry point with just these commands (for testing)."""
-    parser = argparse.ArgumentParser(prog="python -m deconv3d")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return run(args)

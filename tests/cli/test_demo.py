@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from deconv3d.__main__ import main
+from deconv3d.cli import main
 
 
 def test_demo_prints_shape_time_and_difference(capsys):

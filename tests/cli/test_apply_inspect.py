@@ -1,6 +1,5 @@
-"""The ``apply`` and ``inspect`` commands (deconv3d.cli_models)."""
+"""The ``apply`` and ``inspect`` commands (deconv3d.cli)."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -10,9 +9,9 @@ import numpy as np
 import pytest
 
 import deconv3d
-from deconv3d import cli_models
+from deconv3d import cli
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
 
 def have_h5py():
@@ -31,11 +30,8 @@ def data(name):
 
 
 def run(*argv):
-    """Parse and run like ``python -m deconv3d`` does once the commands are wired in."""
-    parser = argparse.ArgumentParser(prog="python -m deconv3d")
-    cli_models.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
-    return args.handler(args)
+    """Parse and run like ``python -m deconv3d`` does."""
+    return cli.main([str(a) for a in argv])
 
 
 def expected(name, path):
@@ -130,11 +126,11 @@ def test_apply_converts_the_data_format(tmp_path):
 
 
 def test_apply_in_chunks_prints_progress(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli_models, "_PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
     x, _ = expected("functional_expected.npz", "up")
     batch = np.concatenate([x * (i + 1) for i in range(5)])
     np.save(tmp_path / "in.npy", batch)
-    layer = deconv3d.keras_files.layer_from_keras_file(data("functional.keras"), "up")
+    layer = deconv3d.keras_io.layer_from_keras_file(data("functional.keras"), "up")
     assert run("apply", data("functional.keras"), "--layer", "up", "-i", tmp_path / "in.npy",
                "-o", tmp_path / "out.npy", "--chunk", "2") == 0
     err = capsys.readouterr().err
@@ -145,7 +141,7 @@ def test_apply_in_chunks_prints_progress(tmp_path, capsys, monkeypatch):
 
 
 def test_apply_automatic_chunks_on_long_inputs(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli_models, "_CHUNK_WORK", 1.0)     # every sample is "long"
+    monkeypatch.setattr(cli, "_CHUNK_WORK", 1.0)     # every sample is "long"
     x, reference = expected("functional_expected.npz", "up")
     np.save(tmp_path / "in.npy", np.concatenate([x, x, x]))
     assert run("apply", data("functional.keras"), "--layer", "up", "-i", tmp_path / "in.npy",
@@ -243,7 +239,7 @@ def test_apply_wrong_rank(tmp_path, capsys):
 def test_apply_function_returns_the_shape(tmp_path):
     x, reference = expected("single_expected.npz", "only")
     np.save(tmp_path / "in.npy", x)
-    shape = cli_models.apply_model(data("single.keras"), tmp_path / "in.npy",
+    shape = cli.apply_model(data("single.keras"), tmp_path / "in.npy",
                                    tmp_path / "out.npy")
     assert shape == reference.shape
 
@@ -258,7 +254,7 @@ def subprocess_env():
 def test_commands_run_in_a_fresh_interpreter(tmp_path):
     x, reference = expected("functional_expected.npz", "up")
     np.save(tmp_path / "in.npy", x)
-    code = "import sys; from deconv3d.cli_models import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from deconv3d.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-c", code, "apply", data("functional.keras"),
                              "--layer", "up", "-i", "in.npy", "-o", "out.npy"],
                             cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True,
@@ -268,11 +264,6 @@ def test_commands_run_in_a_fresh_interpreter(tmp_path):
 
 
 def test_python_m_deconv3d(tmp_path):
-    from deconv3d import __main__ as entry
-    actions = [a for a in entry.build_parser()._actions
-               if isinstance(a, argparse._SubParsersAction)]
-    if not any("inspect" in a.choices for a in actions):
-        pytest.skip("deconv3d.__main__ does not have the apply/inspect commands yet")
     # from a neutral directory, so that the package (not the source folder) is imported
     result = subprocess.run([sys.executable, "-m", "deconv3d", "inspect",
                              data("functional.keras")], cwd=tmp_path, env=subprocess_env(),

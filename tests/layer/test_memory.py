@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 import deconv3d
+import reference
 from reference import ACTIVATIONS, conv3d_transpose, relative_error
 
 MiB = 1 << 20
@@ -177,7 +178,7 @@ def test_portable_micro_kernel_is_deterministic_too():
             assert relative_error(first, expected) < (1e-5 if dtype == "float32" else 1e-12)
         print("deterministic")
     """)
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    tests_dir = os.path.dirname(os.path.abspath(reference.__file__))
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(deconv3d.__file__)))
     env = dict(os.environ, DECONV3D_KERNEL="generic",
                PYTHONPATH=os.pathsep.join([package_parent, tests_dir]))

@@ -14,8 +14,8 @@ def test_show_config_prints_the_facts(capsys):
         assert key in out
 
 
-def test_config_values_are_consistent():
-    facts = info.config()
+def test_facts_are_consistent():
+    facts = info.facts()
     assert facts["deconv3d"] == deconv3d.__version__
     assert facts["numpy_runtime"] == np.__version__
     assert facts["default_threads"] >= 1
