@@ -696,6 +696,18 @@ def run_metadata(threads: int) -> dict:
             "versions": library_versions(), "load_average_start": load_average()}
 
 
+def describe_baseline(folder: Optional[str]) -> Optional[str]:
+    """The baseline build by its commit (or folder name): the report names no local path."""
+    if not folder:
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", folder, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"commit {commit}" if commit else Path(folder).name
+
+
 def load_average() -> Optional[List[float]]:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -974,7 +986,7 @@ def run_full(args) -> None:
     started = time.perf_counter()
     cases = selected_cases(args.cases)
     meta = run_metadata(args.threads)
-    meta["baseline"] = args.baseline
+    meta["baseline"] = describe_baseline(args.baseline)
     limit_runs = [measure_limits_in_child(args)]
     measured = measure_all(cases, args)
     if not args.quick:  # a second reading, in case the first met a busy neighbour
