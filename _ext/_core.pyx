@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, auto_pickle=False, autotestdict=False
 """Compute core of deconv3d: a 3-D transposed convolution, phase-decomposed.
 
 The layer checks, the core trusts: the Python layer has already checked shapes,

@@ -3,6 +3,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 ACTIVATION_CODES: Dict[str, int]
 TUNING: Dict[str, int]
@@ -15,6 +16,7 @@ def default_thread_count() -> int: ...
 def find_kernel(itemsize: int, kind: str, nr: int, taps: int = ..., spacing: int = ...) -> Optional[str]: ...
 def data_address(array: np.ndarray) -> int: ...
 
+@disjoint_base
 class PackedKernel:
     weights: np.ndarray
     bias: Optional[np.ndarray]
@@ -41,6 +43,7 @@ class PackedKernel:
     def plan(self, input_shape: Tuple[int, ...], output_shape: Tuple[int, ...],
              crops: Tuple[int, int, int], activation: int = ..., num_threads: int = ...) -> Plan: ...
 
+@disjoint_base
 class Plan:
     kernel: PackedKernel
     input_shape: Tuple[int, ...]
@@ -48,9 +51,9 @@ class Plan:
     crops: Tuple[int, int, int]
     threads: int
     activation: int
-    def __init__(self, kernel: PackedKernel, input_shape: Tuple[int, ...],
-                 output_shape: Tuple[int, ...], crops: Tuple[int, int, int], activation: int,
-                 threads: int) -> None: ...
+    def __new__(cls, kernel: PackedKernel, input_shape: Tuple[int, ...],
+                output_shape: Tuple[int, ...], crops: Tuple[int, int, int], activation: int,
+                threads: int) -> Plan: ...
     def explain(self) -> Dict[str, Any]: ...
     def shape_of(self, first: int) -> Tuple[int, ...]: ...
     def run(self, x: np.ndarray, out: np.ndarray) -> None: ...
