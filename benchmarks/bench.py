@@ -736,8 +736,15 @@ def result_cells(result: dict, gflop: float) -> List[str]:
             f"{result['peak_extra_mib']:.0f}"]
 
 
-def implementations(baseline: Optional[str]) -> tuple:
-    return ("deconv3d", BASELINE) + PEERS if baseline else IMPLEMENTATIONS
+def implementations(baseline, peers: Sequence[str] = PEERS) -> tuple:
+    """deconv3d, the baseline build when there is one, then the peers asked for."""
+    return ("deconv3d",) + ((BASELINE,) if baseline else ()) + tuple(peers)
+
+
+def measured_implementations(summaries: Sequence[dict]) -> tuple:
+    """The implementations a run measured, in the usual order."""
+    return tuple(impl for impl in ("deconv3d", BASELINE) + PEERS
+                 if any(impl in s["results"] for s in summaries))
 
 
 def baseline_ratio(summary: dict) -> Optional[float]:
@@ -749,8 +756,8 @@ def baseline_ratio(summary: dict) -> Optional[float]:
 
 
 def results_table(summaries: Sequence[dict]) -> List[str]:
-    with_baseline = any(BASELINE in s["results"] for s in summaries)
-    impls = implementations(with_baseline)
+    impls = measured_implementations(summaries)
+    with_baseline = BASELINE in impls
     header = ["case", "GFLOP"]
     for impl in impls:
         header += [f"{impl} ms", f"{impl} GFLOP/s", f"{impl} MiB"]
@@ -890,7 +897,7 @@ def save_plot(summaries: Sequence[dict], limits: dict, title: str, path: Path) -
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    impls = implementations(any(BASELINE in s["results"] for s in summaries))
+    impls = measured_implementations(summaries)
     width = 0.8 / len(impls)
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(summaries)), 5))
     rates = []
@@ -959,7 +966,7 @@ def measure_limits_in_child(args) -> dict:
 def measure_all(cases: Sequence[Case], args) -> Dict[str, dict]:
     """{case: {impl: child result}}, one subprocess per pair."""
     results = {}
-    impls = implementations(args.baseline)
+    impls = implementations(args.baseline, args.peers)
     total, done = len(cases) * len(impls), 0
     for case in cases:
         results[case.name] = {}
@@ -1052,9 +1059,15 @@ def parse_args(argv=None):
                         help="also time the deconv3d built in DIR (a folder holding its "
                              "`deconv3d` package), e.g. a worktree of an earlier commit built "
                              "in place, and report this build's time against it")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"comma-separated peers to time (default {','.join(PEERS)}; "
+                             "'none' for deconv3d alone, e.g. against --baseline)")
     parser.add_argument("--child", nargs="+", metavar="IMPL CASE", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.peers = [] if args.peers == "none" else args.peers.split(",")
+    if set(args.peers) - set(PEERS):
+        parser.error(f"--peers takes names among {', '.join(PEERS)}, or none")
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     if args.repeats is not None and args.repeats < 1:
