@@ -368,6 +368,9 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ call
     def __call__(self, inputs, num_threads=None) -> np.ndarray:
         """Apply the layer to a rank-5 array-like; builds the layer on first use."""
+        from . import dask as chunked    # a dask array gives a lazy dask array (deconv3d.dask)
+        if chunked.is_dask_array(inputs):
+            return chunked.conv3d_transpose(inputs, self, num_threads=num_threads)
         x = self._as_input(inputs)
         if not self.built:
             self.build(x.shape)
@@ -417,13 +420,15 @@ class Conv3DTranspose:
                             f"{compute}, but `inputs` has dtype {x.dtype}")
         return x
 
-    def _compute(self, x, packed, core_bias, threads) -> np.ndarray:
+    def _compute(self, x, packed, core_bias, threads, window=None) -> np.ndarray:
         policy = self.dtype_policy
         core = policy.core_dtype
         channels_first = self.data_format == "channels_first"
         spatial = x.shape[2:] if channels_first else x.shape[1:4]
         plan = shapes.plan_axes(spatial, self.kernel_size, self.strides, self.padding,
                                 self.output_padding, self.dilation_rate)
+        if window is not None:   # (crops, lengths): one output block, see _compute_window
+            plan = [a._replace(front_crop=c, output_length=n) for a, c, n in zip(plan, *window)]
         lengths = [axis.output_length for axis in plan]
         out_shape = (x.shape[0], *lengths, self.filters)
         _check_allocation(out_shape, core.itemsize, "output")
@@ -457,6 +462,18 @@ class Conv3DTranspose:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 out = np.asarray(self.activation.apply(out))
         return out
+
+    def _compute_window(self, x, crops, lengths, num_threads=1) -> np.ndarray:
+        """One output block of a built layer, from the input slice it reads.
+
+        Per spatial axis, the block is ``lengths`` outputs starting at position
+        ``crops`` of the uncropped transposed convolution of ``x``
+        (:func:`deconv3d.shapes.input_window` gives the slice and the crop).
+        For :mod:`deconv3d.dask`, which has checked everything else already.
+        """
+        _, _, packed, core_bias = self._state
+        return self._compute(self._as_input(x), packed, core_bias, num_threads,
+                             window=(crops, lengths))
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
