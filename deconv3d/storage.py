@@ -305,9 +305,10 @@ def _run(written, scheduler, workers, progress) -> None:
 
     cluster = None
     if scheduler is None:
-        # single-threaded workers: each block then runs the core on one thread
+        # single-threaded workers: each block then runs the core on one thread; every
+        # server (scheduler, workers, the scheduler's HTTP endpoint) on this machine only
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
         scheduler = cluster
     try:
         with Client(scheduler, set_as_default=False) as client:
