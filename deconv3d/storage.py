@@ -245,7 +245,8 @@ class _NpyTarget:
     def write(self, region, values):
         mapped = np.load(self.path, mmap_mode="r+", allow_pickle=False)
         mapped[region] = values
-        mapped.flush()
+        # no flush: unmapping leaves the pages to the page cache, seen by every process
+        # and written back by the kernel, instead of waiting for the disk block by block
 
 
 class _ZarrTarget:
