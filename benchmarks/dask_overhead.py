@@ -14,14 +14,17 @@ voxels with all channels), times:
   (processes, 127.0.0.1); the input is generated on the workers and the output
   blocks stay there (``persist``), so this times the computation, not transfers.
 
-Each measurement is the median of ``--repeats`` calls; a round measures
-everything once, and the table shows the best median over ``--rounds`` rounds.
+Each measurement is the median of ``--repeats`` calls, in wall time and in
+CPU time (this process, or the sum over the cluster's workers); a round
+measures everything once, and the table shows the best median over
+``--rounds`` rounds.  Run it on a quiet machine: the speed-ups need two idle cores.
 
     python benchmarks/dask_overhead.py --rounds 2 --repeats 5
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -38,13 +41,20 @@ CASES = {
 BLOCK = 64
 
 
-def median_time(function, repeats):
-    times = []
+def median_time(function, repeats, cpu=time.process_time):
+    """Median wall time and median CPU time (``cpu()`` before and after) of ``function()``.
+
+    CPU time is the load-independent half: on a shared machine the wall time
+    also counts waiting for cores, the CPU time only the work done.
+    """
+    walls, cpus = [], []
     for _ in range(repeats):
+        cpu_start = cpu()
         start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(cpu() - cpu_start)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def measure_local(case, repeats):
@@ -99,7 +109,8 @@ def measure_distributed(case, workers, repeats):
             del y
 
         run()                                   # ships the layer, warms the workers up
-        return median_time(run, repeats)
+        return median_time(run, repeats,
+                           cpu=lambda: sum(client.run(time.process_time).values()))
 
 
 def _same(block):
@@ -120,23 +131,33 @@ def main():
             for workers in (1, 2):
                 times[f"distributed {workers}x1 persist"] = measure_distributed(
                     case, workers, args.repeats)
-            raw.append({"round": round_, "case": name, **times})
+            raw.append({"round": round_, "case": name, "load": os.getloadavg()[0],
+                        **{key: {"wall": wall, "cpu": cpu}
+                           for key, (wall, cpu) in times.items()}})
             print(json.dumps(raw[-1]), flush=True)
-            for key, value in times.items():
-                best[name, key] = min(best.get((name, key), float("inf")), value)
+            for key, (wall, cpu) in times.items():
+                old_wall, old_cpu = best.get((name, key), (float("inf"), float("inf")))
+                best[name, key] = (min(old_wall, wall), min(old_cpu, cpu))
+    print()
+    print("Best median over the rounds, wall ms (CPU ms); overhead = dask / direct - 1.")
     print()
     print("| case | direct, 2 threads | dask threads x2: compute / store / persist | "
-          "overhead: compute / store / persist | threads x2 over x1 | distributed 2x1 over 1x1 |")
-    print("|---|---|---|---|---|---|")
+          "overhead, wall | overhead, CPU | threads x2 over x1 | distributed 2x1 over 1x1 |")
+    print("|---|---|---|---|---|---|---|")
     for name in CASES:
         b = {key: value for (case, key), value in best.items() if case == name}
         direct = b["direct 2 threads"]
         dask_times = [b[f"dask threads x2 {k}"] for k in ("compute", "store", "persist")]
-        print(f"| {name} | {1e3 * direct:.0f} ms "
-              f"| {' / '.join(f'{1e3 * t:.0f}' for t in dask_times)} ms "
-              f"| {' / '.join(f'{100 * (t / direct - 1):+.0f}%' for t in dask_times)} "
-              f"| {b['dask threads x1 compute'] / dask_times[0]:.2f}x "
-              f"| {b['distributed 1x1 persist'] / b['distributed 2x1 persist']:.2f}x |")
+
+        def over(index):
+            return " / ".join(f"{100 * (t[index] / direct[index] - 1):+.0f}%"
+                              for t in dask_times)
+
+        print(f"| {name} | {1e3 * direct[0]:.0f} ({1e3 * direct[1]:.0f}) "
+              f"| {' / '.join(f'{1e3 * t[0]:.0f} ({1e3 * t[1]:.0f})' for t in dask_times)} "
+              f"| {over(0)} | {over(1)} "
+              f"| {b['dask threads x1 compute'][0] / dask_times[0][0]:.2f}x "
+              f"| {b['distributed 1x1 persist'][0] / b['distributed 2x1 persist'][0]:.2f}x |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(raw, handle, indent=1)
