@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from . import _threads, demo, keras_io
+from . import _threads, demo, keras_io, storage
 
 # Automatic chunking: aim at about this many multiply-adds per call, and at most
 # this many bytes of output per call.
@@ -59,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--layer", default=None,
                        help="layer name or path such as 'decoder/up' (default: the file's only "
                             "Conv3DTranspose)")
-    apply.add_argument("--input", "-i", required=True, help="input array, .npy or .npz")
+    apply.add_argument("--input", "-i", required=True,
+                       help="input array, .npy, .npz or .zarr (a zarr group needs --key)")
     apply.add_argument("--key", default=None,
-                       help="array name inside an .npz input (default: its only array)")
+                       help="array name inside an .npz or zarr group input (default: its only "
+                            "array)")
     apply.add_argument("--output", "-o", required=True,
-                       help="output file, .npy or .npz (stored under the key 'output')")
+                       help="output file, .npy, .npz (stored under the key 'output') or .zarr")
     apply.add_argument("--data-format", choices=("channels_last", "channels_first"),
                        default=None,
                        help="layout of the input and output arrays (default: the layer's "
@@ -76,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for weights-only files: the layer or model config, as JSON text or "
                             "a .json file")
     apply.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    apply.add_argument("--scheduler", default=None,
+                       help="run block by block on this dask.distributed scheduler address")
+    apply.add_argument("--workers", type=int, default=None,
+                       help="run block by block on a local dask cluster of N worker processes")
     apply.set_defaults(handler=run_apply)
 
     inspect = commands.add_parser(
@@ -108,7 +114,8 @@ def run_apply(args) -> int:
         apply_model(args.model, args.input, args.output, layer=args.layer, key=args.key,
                     data_format=args.data_format, threads=args.threads, chunk=args.chunk,
                     config=_read_config_argument(args.config),
-                    progress=None if args.quiet else sys.stderr)
+                    progress=None if args.quiet else sys.stderr,
+                    scheduler=args.scheduler, workers=args.workers)
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"deconv3d apply: error: {error}", file=sys.stderr)
         return 1
@@ -116,7 +123,8 @@ def run_apply(args) -> int:
 
 
 def apply_model(model, input_path, output_path, layer=None, key=None, data_format=None,
-                threads=None, chunk=None, config=None, progress=None) -> tuple:
+                threads=None, chunk=None, config=None, progress=None, scheduler=None,
+                workers=None) -> tuple:
     """Apply a Conv3DTranspose layer of a Keras file to an array file; save the result.
 
     Parameters
@@ -140,12 +148,23 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
         Layer or model config for weights-only files.
     progress : file-like, optional
         Where progress lines go (e.g. ``sys.stderr``); None for silence.
+    scheduler, workers : optional
+        A dask.distributed scheduler address, or a number of local worker
+        processes.  With either, or a ``.zarr`` input or output, the layer runs
+        block by block (:func:`deconv3d.storage.apply_to_storage`).
 
     Returns
     -------
     tuple
         The shape of the saved output.
     """
+    if scheduler is not None or workers is not None or any(
+            os.fspath(p).rstrip("/").lower().endswith(".zarr") for p in (input_path, output_path)):
+        net = keras_io.layer_from_keras_file(model, name=layer, config=config)
+        return storage.apply_to_storage(
+            net, input_path, output_path, key=key, data_format=data_format, scheduler=scheduler,
+            workers=workers, num_threads=threads,
+            progress=None if progress is None else storage.ProgressBar(progress))
     output_path = os.fspath(output_path)
     output_kind = _array_file_kind(output_path, "--output")
     try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import (_calls, _checks, _core, _threads, activations, arguments, buffers,
                initializers, keras_settings, regularizers, shapes)
+from . import dask as chunked
 from .serialization import serialize
 
 # The core has one branch of work per stride phase (product of the strides).
@@ -285,6 +286,8 @@ class Conv3DTranspose:
     # ------------------------------------------------------------------ call
     def __call__(self, inputs, num_threads=None) -> np.ndarray:
         """Apply the layer to a rank-5 array-like; builds the layer on first use."""
+        if chunked.is_dask_array(inputs):       # a lazy dask array in, one out (deconv3d.dask)
+            return chunked.conv3d_transpose(inputs, self, num_threads=num_threads)
         x = self._as_input(inputs)
         if not self.built:
             self.build(x.shape)
@@ -376,6 +379,18 @@ class Conv3DTranspose:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 out = np.asarray(self.activation.apply(out))
         return out
+
+    def _compute_window(self, x, crops, lengths, num_threads=1) -> np.ndarray:
+        """Outputs ``[crops, crops + lengths)`` per axis of the uncropped transposed
+        convolution of the input slice ``x`` (for :mod:`deconv3d.dask`, which finds the
+        slice and the crops with :func:`deconv3d.shapes.input_window`)."""
+        x = self._as_input(x)
+        call = self._call_shape(x.shape)
+        window = call._replace(output_shape=(x.shape[0], *lengths, self.filters),
+                               crops=tuple(crops))
+        _checks.check_allocation(window.output_shape, self.dtype_policy.core_dtype.itemsize,
+                                 "output")
+        return self._compute(x, self._state[2], window, num_threads)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:

@@ -163,3 +163,74 @@ def conv_transpose_output_shape(input_shape: Sequence[Optional[int]], filters: i
     if data_format == "channels_last":
         return [input_shape[0]] + lengths + [filters]
     return [input_shape[0], filters] + lengths
+
+
+# ---------------------------------------------------------------------- chunked arrays
+# Output windows of one axis, for computing a layer's output block by block
+# (deconv3d.dask): which inputs a window reads, and how the output is cut.
+
+def input_window(start: int, stop: int, n: int, kernel_size: int, stride: int,
+                 dilation: int, crop: int) -> Tuple[int, int, int]:
+    """The inputs an output window reads, and its front crop relative to them.
+
+    Output ``o`` sits at uncropped position ``o + crop``, which input ``i``
+    reaches through tap ``t`` when ``o + crop = i*stride + t*dilation``.  The
+    outputs ``[start, stop)`` therefore read inputs
+    ``[ceil((start + crop - (k-1)*d) / s), floor((stop - 1 + crop) / s) + 1)``,
+    clipped to ``[0, n)``.  The start is lowered where needed so that the
+    window's own front crop is never negative (an input that reaches no output
+    of the window changes nothing).
+
+    Parameters
+    ----------
+    start, stop : int
+        The output window, ``0 <= start <= stop``.
+    n : int
+        Input length of the axis.
+    kernel_size, stride, dilation, crop : int
+        The layer's kernel, stride and dilation on this axis, and its front
+        crop (:func:`front_crop`).
+
+    Returns
+    -------
+    (first, end, window_crop) : tuple of int
+        The window equals the transposed convolution of inputs
+        ``[first, end)`` cropped by ``window_crop`` at the front, with length
+        ``stop - start``; ``first == end`` when it reads no input (it is then
+        bias only).
+    """
+    reach = (kernel_size - 1) * dilation
+    first = max(0, min(-(-(start + crop - reach) // stride), (start + crop) // stride, n))
+    end = max(first, min(n, (stop - 1 + crop) // stride + 1))
+    return first, end, start + crop - first * stride
+
+
+def halo(kernel_size: int, stride: int, dilation: int, crop: int) -> Tuple[int, int]:
+    """Inputs beyond an input chunk that its output chunk reads, before and after.
+
+    For output chunks that are ``stride`` times the input chunks
+    (:func:`output_chunks`), the output chunk of inputs ``[a, b)`` reads inputs
+    ``[a - before, b + after)`` (clipped to the axis): ``before =
+    floor(((k-1)*d - crop) / s)`` and ``after = ceil(crop / s)``.  Both are 0
+    for the U-Net case kernel == stride without padding.
+    """
+    return ((kernel_size - 1) * dilation - crop) // stride, -(-crop // stride)
+
+
+def output_chunks(input_chunks: Sequence[int], output_length: int,
+                  stride: int) -> Tuple[int, ...]:
+    """Output chunk lengths of one axis: ``stride`` times the input chunks.
+
+    The last chunk takes whatever the output has beyond ``stride`` times the
+    input (``valid`` padding, output padding), or gives up what it lacks; chunks
+    left empty by that are dropped.  An empty output is one empty chunk.
+    """
+    cuts, edge = [], 0
+    for length in input_chunks[:-1]:
+        edge += length
+        cut = min(edge * stride, output_length)
+        if cut > (cuts[-1] if cuts else 0):
+            cuts.append(cut)
+    bounds = [0] + cuts + [output_length]
+    chunks = tuple(b - a for a, b in zip(bounds, bounds[1:]) if b > a)
+    return chunks or (0,)

@@ -16,7 +16,7 @@ MAX_LINES = 450
 # Optional heavy dependencies: only these may be imported inside a function, where
 # they cost nothing to users who never need them.
 OPTIONAL_HEAVY = {"h5py", "torch", "keras", "jax", "tensorflow", "onnx", "onnxruntime", "dask",
-                  "zarr"}
+                  "distributed", "zarr"}
 
 
 def module_files():
@@ -120,8 +120,10 @@ def function_level_imports(name):
         for node in ast.walk(function):
             if isinstance(node, ast.Import):
                 found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                found.append((node.lineno, "." * node.level + (node.module or "")))
+            elif isinstance(node, ast.ImportFrom):     # the top package of `from a.b import c`
+                module = node.module or ""
+                found.append((node.lineno, "." * node.level
+                              + (module if node.level else module.split(".")[0])))
     return found
 
 
