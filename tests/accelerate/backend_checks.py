@@ -399,6 +399,18 @@ def jax_forward_mode_and_jit():
     assert all(served_calls(model))
 
 
+@check
+def tensorflow_xla_falls_back():
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
+        return
+    reference, model = build_pair("unet-valid-k2s2")
+    model.compile(jit_compile=True)            # XLA cannot compile a Python function
+    x = inputs_for(model)
+    error = relative_error(model.predict(x, verbose=0), reference.predict(x, verbose=0))
+    assert error <= 1e-5, error
+    assert not any(served_calls(model))
+
+
 # ---------------------------------------------------------------------- saving
 LOAD_WITHOUT_DECONV3D = """
 import sys, numpy as np, keras
