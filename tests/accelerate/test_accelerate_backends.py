@@ -54,6 +54,8 @@ def backend_results(tmp_path_factory):
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_backend(backend_results, backend, check):
     result = backend_results(backend)[check]
+    if "skipped" in result:
+        pytest.skip(f"a check of {result['skipped']}")
     assert result["ok"], result["error"]
 
 
