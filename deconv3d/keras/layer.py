@@ -62,6 +62,8 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
 
     def _deconv3d_call(self, x, activation):
         """The output computed by deconv3d, or None where Keras's op must run."""
+        if getattr(self, "quantization_mode", None) is not None:
+            return None       # a quantized kernel is not a float kernel deconv3d could read
         name = keras.backend.backend()
         dtype = keras.backend.standardize_dtype(x.dtype)
         weights = [self.kernel.value] + ([self.bias.value] if self.use_bias else [])
