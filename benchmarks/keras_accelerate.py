@@ -107,7 +107,10 @@ def run_child(backend, what, accelerated, args, tmp):
                str(out), "--repeats", str(args.repeats), "--budget", str(args.budget)]
     run = subprocess.run(command, env=env, capture_output=True, text=True)
     if run.returncode != 0:
-        return {"error": (run.stderr.strip().splitlines() or ["failed"])[-1]}, None
+        # the last unindented line is the error message (TF appends indented node names)
+        lines = [line for line in run.stderr.splitlines() if line.strip()
+                 and not line[0].isspace()]
+        return {"error": (lines or ["failed"])[-1]}, None
     return json.loads(run.stdout.strip().splitlines()[-1]), out
 
 
@@ -168,7 +171,7 @@ def main():
                     cells = []
                     for result in (stock, fast):
                         cells.append(f"{result['median_ms']:.1f}" if "median_ms" in result
-                                     else f"failed: {result['error'][:60]}")
+                                     else f"failed: {result['error'][:80]}")
                     speedup = (f"{stock['median_ms'] / fast['median_ms']:.1f}×"
                                if "median_ms" in stock and "median_ms" in fast else "–")
                     print(f"| {backend} | {describe(what)} | {cells[0]} | {cells[1]} | "
