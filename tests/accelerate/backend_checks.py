@@ -528,18 +528,32 @@ def standalone_layer():
 
 
 @check
-def subclasses_are_left_alone():
+def custom_layers_are_searched_and_subclasses_left_alone():
     import deconv3d.keras
     import keras
 
     class Custom(keras.layers.Conv3DTranspose):
         pass
 
-    model = keras.Sequential([keras.Input((3, 3, 3, 2)), Custom(2, 2),
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.up = keras.layers.Conv3DTranspose(2, 2, 2)
+
+        def call(self, x):
+            return self.up(x)
+
+    block = Block()
+    model = keras.Sequential([keras.Input((3, 3, 3, 2)), Custom(2, 2), block,
                               keras.layers.Conv3DTranspose(2, 2)])
+    x = np.random.default_rng(0).standard_normal((1, 3, 3, 3, 2)).astype("float32")
+    expected = model.predict(x, verbose=0)
     deconv3d.keras.accelerate(model)
     assert type(model.layers[0]) is Custom
-    assert type(model.layers[1]) is deconv3d.keras.Conv3DTranspose
+    assert type(block.up) is deconv3d.keras.Conv3DTranspose
+    assert type(model.layers[2]) is deconv3d.keras.Conv3DTranspose
+    assert relative_error(model.predict(x, verbose=0), expected) <= 1e-5
+    assert all(served_calls(model))
 
 
 def main(out_path):
