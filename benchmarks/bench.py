@@ -538,7 +538,9 @@ def run_child(args) -> int:
         result = {"status": "skipped", "reason": str(error)}
     except Exception as error:  # a peer failing is a result to report, not a crash
         traceback.print_exc()
-        result = {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+        # relative paths: a report names nothing of the machine it ran on
+        reason = f"{type(error).__name__}: {error}".replace(f"{REPO_ROOT}{os.sep}", "")
+        result = {"status": "failed", "reason": reason}
     save(result)
     return 0
 
