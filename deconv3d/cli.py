@@ -184,11 +184,11 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     layout = data_format or net.data_format
     swap = layout != net.data_format
     if swap:
-        x = _to_format(x, layout, net.data_format)
+        x = storage.to_format(x, layout, net.data_format)
     channel_axis = 4 if net.data_format == "channels_last" else 1
     in_channels = net.kernel.shape[4]
     if x.shape[channel_axis] != in_channels:
-        shown = _to_format(x, net.data_format, layout).shape
+        shown = storage.to_format(x, net.data_format, layout).shape
         raise ValueError(f"{input_path}: the input of shape {shown} ({layout}) has "
                          f"{x.shape[channel_axis]} channels, but layer {net.name!r} expects "
                          f"{in_channels}")
@@ -220,7 +220,7 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
                       f"{elapsed:.1f} s elapsed, ~{remaining:.1f} s left",
                       file=progress, flush=True)
     if swap:
-        result = _to_format(result, net.data_format, layout)
+        result = storage.to_format(result, net.data_format, layout)
     _save_atomically(output_path, output_kind, result)
     if progress is not None:
         print(f"apply: wrote {output_path} {result.shape} {result.dtype}", file=progress,
@@ -267,28 +267,11 @@ def _load_array(path, key):
                 raise ValueError(f"--key is only for .npz inputs; {path} is a .npy file")
             return array
         with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if key is None:
-                if len(names) != 1:
-                    raise ValueError(f"{path} holds {len(names)} arrays "
-                                     f"({', '.join(names) or 'none'}); choose one with --key")
-                key = names[0]
-            if key not in names:
-                raise ValueError(f"{path} has no array {key!r}; it holds: "
-                                 f"{', '.join(names) or 'nothing'}")
-            return archive[key]
+            return archive[storage.choose_array(path, list(archive.files), key, "--key")]
     except (OSError, EOFError, ValueError) as error:
         if isinstance(error, ValueError) and str(error).startswith(path):
             raise
         raise ValueError(f"--input: cannot read {path}: {error}") from None
-
-
-def _to_format(array, source: str, target: str):
-    if source == target:
-        return array
-    if source == "channels_last":
-        return array.transpose(0, 4, 1, 2, 3)
-    return array.transpose(0, 2, 3, 4, 1)
 
 
 def _auto_chunk(per_sample_shape, net, itemsize: int) -> int:

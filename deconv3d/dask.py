@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import numbers
 import sys
 from typing import Optional
 
 import numpy as np
 
-from . import shapes
+from . import _threads, shapes
 
-_MAX_THREADS = 1024
 
 
 def is_dask_array(obj) -> bool:
@@ -87,7 +85,7 @@ def conv3d_transpose(x, layer, num_threads: Optional[int] = None, chunks=None):
         raise ValueError(f"Input 0 of layer '{layer.name}' is incompatible with the layer: "
                          f"expected axis {channel_axis} of input shape to have value "
                          f"{in_channels}, but received input with shape {x.shape}")
-    threads = 1 if num_threads is None else _validate_threads(num_threads)
+    threads = 1 if num_threads is None else _threads.validate(num_threads)
     frozen = _Frozen(copy.copy(layer))   # shares the weight state as it is now (immutable)
     plan = shapes.plan_axes([x.shape[a] for a in spatial_axes], layer.kernel_size,
                             layer.strides, layer.padding, layer.output_padding,
@@ -159,15 +157,6 @@ def _check_input(x, layer) -> None:
     if kind == "f" and not layer.autocast and x.dtype != compute:
         raise TypeError(f"Layer '{layer.name}' has autocast=False and compute dtype "
                         f"{compute}, but `inputs` has dtype {x.dtype}")
-
-
-def _validate_threads(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"num_threads must be a positive int or None, got {value!r}")
-    if not 1 <= value <= _MAX_THREADS:
-        raise ValueError(f"num_threads must be an int from 1 to {_MAX_THREADS} or None, "
-                         f"got {value!r}")
-    return int(value)
 
 
 def _bounds(chunks):

@@ -100,7 +100,7 @@ def apply_to_storage(layer, source, destination, *, key: Optional[str] = None,
                          f"axes)")
     swap = layout != layer.data_format
     if swap:
-        x = _to_format(x, layout, layer.data_format)
+        x = to_format(x, layout, layer.data_format)
     if not layer.built:
         layer.build(x.shape)
     spatial = (2, 3, 4) if layer.data_format == "channels_first" else (1, 2, 3)
@@ -109,7 +109,7 @@ def apply_to_storage(layer, source, destination, *, key: Optional[str] = None,
     out_chunks = tuple(s * max(1, x.chunks[a][0]) for s, a in zip(layer.strides, spatial))
     y = chunked.conv3d_transpose(x, layer, num_threads=num_threads, chunks=out_chunks)
     if swap:
-        y = _to_format(y, layer.data_format, layout)
+        y = to_format(y, layer.data_format, layout)
 
     temporary = _temporary_sibling(destination)
     try:
@@ -176,16 +176,29 @@ def _open_zarr(path, key):
         if key is not None:
             raise ValueError(f"{path} is a zarr array, not a group; drop the key")
         return node
-    names = sorted(name for name, _ in node.arrays())
+    return node[choose_array(path, sorted(name for name, _ in node.arrays()), key, "a key")]
+
+
+def choose_array(path, names, key, how: str) -> str:
+    """The name of the array to read from a container of several (zarr group, .npz).
+
+    ``key`` when given and present, else the only array there is; ``how`` says in the
+    error how a user names one (e.g. ``"--key"``).
+
+    Raises
+    ------
+    ValueError
+        ``key`` is not among ``names``, or it is None and there is not exactly one.
+    """
     if key is None:
         if len(names) != 1:
             raise ValueError(f"{path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
-                             f"choose one with a key")
-        key = names[0]
+                             f"choose one with {how}")
+        return names[0]
     if key not in names:
         raise ValueError(f"{path} has no array {key!r}; it holds: "
                          f"{', '.join(names) or 'nothing'}")
-    return node[key]
+    return key
 
 
 class _Npy:
@@ -209,7 +222,8 @@ class _Npy:
         return np.array(mapped[index])
 
 
-def _to_format(array, source: str, target: str):
+def to_format(array, source: str, target: str):
+    """A view of a rank-5 array in another data format ("channels_last"/"channels_first")."""
     if source == target:
         return array
     if source == "channels_last":
