@@ -92,14 +92,15 @@ def test_named_cases(name):
 
 
 @pytest.mark.parametrize("kernel", ["avx2", "generic"])
-def test_bit_identical_with_the_other_micro_kernels(kernel):
+def test_bit_identical_with_the_other_micro_kernels(kernel, tmp_path):
     # every block sums in the order of the whole call with each micro-kernel set too
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from chunk_cases import *; "
               "from test_arrays import NAMED; "
               "[check_case(*NAMED[n], lambda y: y.compute(scheduler='threads')) for n in NAMED]")
     env = dict(os.environ, DECONV3D_KERNEL=kernel)
+    # from an empty folder: a source checkout's unbuilt deconv3d/ must not shadow the package
     done = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
