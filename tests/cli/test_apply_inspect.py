@@ -1,5 +1,6 @@
 """The ``apply`` and ``inspect`` commands (deconv3d.cli)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,15 +15,8 @@ from deconv3d import cli
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
 
-def have_h5py():
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not have_h5py(), reason="h5py is not installed")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
+                                reason="h5py is not installed")
 
 
 def data(name):

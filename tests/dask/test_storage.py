@@ -1,5 +1,6 @@
 """Layers applied from zarr/.npy to zarr/.npy block by block (deconv3d.storage, `apply`)."""
 
+import importlib.util
 import os
 
 import numpy as np
@@ -180,15 +181,8 @@ def test_progress_bar_lines(capsys):
 
 
 # ---------------------------------------------------------------------- the CLI
-def have_h5py():
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_h5py = pytest.mark.skipif(not have_h5py(), reason="h5py is not installed")
+needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
+                                reason="h5py is not installed")
 
 
 def run_cli(*argv):
