@@ -43,8 +43,12 @@ def call_shape(layer, input_shape: tuple) -> CallShape:
     itemsize = layer.dtype_policy.core_dtype.itemsize
     channels_first = layer.data_format == "channels_first"
     spatial = input_shape[2:] if channels_first else input_shape[1:4]
-    axes = shapes.plan_axes(spatial, layer.kernel_size, layer.strides, layer.padding,
+    axes = shapes.plan_axes(spatial, layer.kernel_size, layer.strides,
+                            shapes.layer_padding(layer),
                             layer.output_padding, layer.dilation_rate)
+    if min(axis.output_length for axis in axes) < 0:     # only explicit crops can do this
+        raise ValueError(f"Layer '{layer.name}' crops {layer.crops} remove more than the "
+                         f"transposed convolution of input shape {input_shape} gives")
     out_shape = (input_shape[0], *(axis.output_length for axis in axes), layer.filters)
     _checks.check_allocation(out_shape, itemsize, "output")
     core_shape = ((input_shape[0], *input_shape[2:], input_shape[1]) if channels_first

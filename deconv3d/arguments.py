@@ -128,8 +128,47 @@ def validate_filters(filters) -> int:
     return int(filters)
 
 
-def validate_strides_and_dilation(strides, dilation_rate, output_padding) -> None:
-    """The cross-argument checks of Keras's BaseConvTranspose, in its order."""
+def standardize_crops(value, padding: str, output_padding):
+    """Explicit per-axis ``(front, back)`` crops -> a tuple of three pairs of ints, or None.
+
+    A deconv3d extension beside Keras's ``padding`` (for layers from torch and ONNX):
+    the output of an axis is the uncropped axis without ``front`` leading and
+    ``back`` trailing positions; a negative ``back`` appends zeros (torch's
+    ``output_padding``).  It replaces ``padding``/``output_padding``, so those must
+    keep their defaults.
+    """
+    if value is None:
+        return None
+    message = (f"The `crops` argument must be 3 pairs (front, back) of integers, one per "
+               f"spatial axis. Received crops={value!r}")
+    try:
+        pairs = tuple(tuple(pair) for pair in value)
+    except TypeError:
+        raise ValueError(message) from None
+    if len(pairs) != RANK or any(len(pair) != 2 for pair in pairs) or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            for pair in pairs for v in pair):
+        raise ValueError(message)
+    pairs = tuple((int(front), int(back)) for front, back in pairs)
+    if padding != "valid" or output_padding is not None:
+        raise ValueError(f"`crops` replaces `padding` and `output_padding`: give crops="
+                         f"{pairs} with neither (received padding={padding!r}, "
+                         f"output_padding={output_padding})")
+    for axis, (front, back) in enumerate(pairs):
+        if front < 0 or max(front, abs(back)) > 2 ** 31:
+            raise ValueError(f"{message}: axis {axis} needs 0 <= front <= 2**31 and "
+                             f"|back| <= 2**31")
+    return pairs
+
+
+def validate_strides_and_dilation(strides, dilation_rate, output_padding, crops=None) -> None:
+    """The cross-argument checks of Keras's BaseConvTranspose, in its order.
+
+    A layer with explicit ``crops`` is not a Keras layer (it comes from torch or
+    ONNX, which allow strides and dilations > 1 together): it skips them.
+    """
+    if crops is not None:
+        return
     if output_padding is not None:
         for axis, (op, s) in enumerate(zip(output_padding, strides)):
             if op >= s:
@@ -141,6 +180,22 @@ def validate_strides_and_dilation(strides, dilation_rate, output_padding) -> Non
     if max(strides) > 1 and max(dilation_rate) > 1:
         raise ValueError("`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                          f"Received: strides={strides} and dilation_rate={dilation_rate}")
+
+
+def keras2_config(config_dict) -> dict:
+    """A copy of a Conv3DTranspose config without the keys tf.keras 2 writes and Keras 3
+    has no use for (``groups`` must be 1)."""
+    if not isinstance(config_dict, dict):
+        raise TypeError(f"from_config expects a dict, got {type(config_dict).__name__}")
+    cfg = dict(config_dict)
+    groups = cfg.pop("groups", 1)
+    if groups != 1:
+        raise TypeError(f"Error when deserializing class 'Conv3DTranspose': the config has "
+                        f"groups={groups!r}, and grouped transposed convolutions are not "
+                        f"supported")
+    for key in ("batch_input_shape", "batch_size", "implementation", "dynamic"):
+        cfg.pop(key, None)
+    return cfg
 
 
 def unique_name(base: str) -> str:

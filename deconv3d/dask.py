@@ -88,7 +88,7 @@ def conv3d_transpose(x, layer, num_threads: Optional[int] = None, chunks=None):
     threads = 1 if num_threads is None else _threads.validate(num_threads)
     frozen = _Frozen(copy.copy(layer))   # shares the weight state as it is now (immutable)
     plan = shapes.plan_axes([x.shape[a] for a in spatial_axes], layer.kernel_size,
-                            layer.strides, layer.padding, layer.output_padding,
+                            layer.strides, shapes.layer_padding(layer), layer.output_padding,
                             layer.dilation_rate)
 
     # spatial output chunks, then what each output chunk reads

@@ -27,9 +27,11 @@ dilation)``).  In particular ``padding=0`` always maps to ``'valid'`` when
 and a ``'same'`` crop of ``p`` on both sides.  A torch module with
 ``padding > 0`` *and* ``output_padding > 0`` on one axis (for example the
 common ``kernel_size=3, stride=2, padding=1, output_padding=1``) crops more
-in front than at the back, which no Keras padding does: it has no equivalent.
-Keras also forbids ``strides > 1`` together with ``dilation_rate > 1``, and
-grouped convolutions are not supported.
+in front than at the back, which no Keras padding does; nor does Keras allow
+``strides > 1`` together with ``dilation_rate > 1``.  Such modules become
+layers with explicit ``crops`` (``(padding, padding - output_padding)`` per
+axis), a deconv3d extension, so every ``groups=1``, ``padding_mode='zeros'``
+module converts; grouped convolutions are not supported.
 """
 
 from __future__ import annotations
@@ -143,6 +145,10 @@ def keras_padding_for_torch(kernel_size: Sequence[int], stride: Sequence[int],
     """
     k, s, p, op, d = (tuple(int(v) for v in arg) for arg in
                       (kernel_size, stride, padding, output_padding, dilation))
+    if max(s) > 1 and max(d) > 1:
+        raise ValueError(f"torch.nn.ConvTranspose3d(stride={s}, dilation={d}) has no Keras "
+                         f"equivalent: Keras does not allow strides > 1 together with "
+                         f"dilation_rate > 1")
     for mode in ("valid", "same"):
         options = [_axis_options(mode, k[a], s[a], p[a], op[a], d[a]) for a in range(3)]
         if all(None in axis for axis in options):
@@ -214,9 +220,9 @@ def layer_from_torch(module, name: Optional[str] = None) -> Conv3DTranspose:
         ``module`` is not a ``torch.nn.ConvTranspose3d``.
     ValueError
         The module has no exact equivalent: ``groups > 1``, a ``padding_mode``
-        other than ``'zeros'``, stride > 1 together with dilation > 1, a
-        padding/output_padding pair no Keras padding reproduces (see the module
-        docstring), an uninitialised lazy module, or an unsupported dtype.
+        other than ``'zeros'``, an uninitialised lazy module, or an unsupported
+        dtype.  A module no Keras padding reproduces (see the module docstring)
+        gives a layer with explicit ``crops``.
     """
     torch = _import_torch()
     if torch is None or not isinstance(module, torch.nn.ConvTranspose3d):
@@ -238,11 +244,13 @@ def layer_from_torch(module, name: Optional[str] = None) -> Conv3DTranspose:
     k, s, p, op, d = (tuple(int(v) for v in arg) for arg in (
         module.kernel_size, module.stride, module.padding, module.output_padding,
         module.dilation))
-    if max(s) > 1 and max(d) > 1:
-        raise ValueError(f"{label} has stride={s} and dilation={d}; Keras's Conv3DTranspose "
-                         f"(and deconv3d) does not allow strides > 1 together with "
-                         f"dilation_rate > 1")
-    keras_padding, keras_output_padding = keras_padding_for_torch(k, s, p, op, d)
+    try:
+        keras_padding, keras_output_padding = keras_padding_for_torch(k, s, p, op, d)
+        crops = None
+    except ValueError:
+        # no Keras padding crops torch's window: give the layer torch's crops explicitly
+        keras_padding, keras_output_padding = "valid", None
+        crops = tuple((pa, pa - opa) for pa, opa in zip(p, op))
     dtype = _TORCH_DTYPES.get(str(weight.dtype))
     if dtype is None:
         raise ValueError(f"{label} has dtype {weight.dtype}; supported: "
@@ -255,6 +263,8 @@ def layer_from_torch(module, name: Optional[str] = None) -> Conv3DTranspose:
               "padding": keras_padding, "output_padding": keras_output_padding,
               "data_format": "channels_first", "dilation_rate": d,
               "use_bias": module.bias is not None, "dtype": dtype}
+    if crops is not None:
+        config["crops"] = crops
     if name is not None:
         config["name"] = name
     return layer_from_config_and_weights(config, weights, label)
@@ -289,7 +299,9 @@ def layer_to_torch(layer):
         ``layer`` is not a deconv3d.Conv3DTranspose.
     ValueError
         The layer is not built, or its activation has no torch module here
-        (softmax-like activations over the last axis, callables, ...).
+        (softmax-like activations over the last axis, callables, ...), or its
+        ``crops`` append more zeros than torch's ``output_padding`` can
+        (``< max(stride, dilation)``).
     """
     if not isinstance(layer, Conv3DTranspose):
         raise TypeError(f"`layer` must be a deconv3d.Conv3DTranspose, got "
@@ -306,11 +318,20 @@ def layer_to_torch(layer):
     except ImportError as error:
         raise ImportError("layer_to_torch needs PyTorch (pip install torch)") from error
 
+    window = shapes.layer_padding(layer)
     padding, output_padding, back_crops = zip(*(
-        shapes.torch_padding(layer.kernel_size[axis], layer.strides[axis], layer.padding,
+        shapes.torch_padding(layer.kernel_size[axis], layer.strides[axis],
+                             shapes.axis_padding(window, axis),
                              None if layer.output_padding is None else layer.output_padding[axis],
                              layer.dilation_rate[axis])
         for axis in range(3)))
+    for axis, (op, s, d) in enumerate(zip(output_padding, layer.strides, layer.dilation_rate)):
+        if op >= max(s, d):
+            # torch refuses it, and zeros padded after the module would miss the bias
+            raise ValueError(f"Layer {layer.name!r} appends {op} positions past the uncropped "
+                             f"output on axis {axis} (crops={layer.crops}), which torch's "
+                             f"ConvTranspose3d cannot hold: it needs output_padding < "
+                             f"max(stride, dilation) = {max(s, d)}")
 
     kernel = layer.kernel
     dtype = getattr(torch, kernel.dtype.name)

@@ -40,8 +40,8 @@ def from_keras_layer(cls, layer) -> Conv3DTranspose:
 def from_torch(cls, module, name=None) -> Conv3DTranspose:
     """An exactly equivalent channels_first layer for a ``torch.nn.ConvTranspose3d``.
 
-    Raises ValueError when no Keras layer computes the same (see
-    :mod:`deconv3d.frameworks`).
+    Any ``groups=1``, zeros-padded module converts: with Keras's padding when one
+    gives torch's window, else with explicit ``crops`` (see :mod:`deconv3d.frameworks`).
     """
     return frameworks.layer_from_torch(module, name=name)
 

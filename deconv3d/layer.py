@@ -69,6 +69,11 @@ class Conv3DTranspose:
     num_threads : int, optional
         OpenMP threads for this layer's calls (not part of the Keras config).
         None uses OpenMP's default, which follows ``OMP_NUM_THREADS``.
+    crops : 3 pairs (front, back) of ints, optional
+        A deconv3d extension replacing ``padding``/``output_padding`` (layers from
+        torch and ONNX): per axis, drop ``front`` leading and ``back`` trailing
+        positions of the uncropped output (negative ``back``: zeros appended).
+        Allows strides > 1 with dilations > 1; Keras cannot load such a config.
 
     Notes
     -----
@@ -96,7 +101,7 @@ class Conv3DTranspose:
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  *, name=None, dtype=None, trainable=True, autocast=True, num_threads=None,
-                 **kwargs):
+                 crops=None, **kwargs):
         # Keras's Layer.__init__ comes first: keyword arguments, name, dtype, trainable.
         input_shape = kwargs.pop("input_shape", None)
         input_dim = kwargs.pop("input_dim", None)
@@ -145,8 +150,9 @@ class Conv3DTranspose:
                                                              "kernel_constraint")
         self.bias_constraint = regularizers.get_constraint(bias_constraint, "bias_constraint")
         self.filters = arguments.validate_filters(filters)
+        self.crops = arguments.standardize_crops(crops, self.padding, self.output_padding)
         arguments.validate_strides_and_dilation(self.strides, self.dilation_rate,
-                                                self.output_padding)
+                                                self.output_padding, self.crops)
         self.num_threads = num_threads
 
         self.built = False
@@ -280,7 +286,7 @@ class Conv3DTranspose:
         """Output shape as a list, like Keras; ``None`` dimensions stay ``None``."""
         shape = _checks.as_shape(input_shape, "input_shape")
         return shapes.conv_transpose_output_shape(
-            shape, self.filters, self.kernel_size, self.strides, self.padding,
+            shape, self.filters, self.kernel_size, self.strides, shapes.layer_padding(self),
             self.output_padding, self.dilation_rate, self.data_format)
 
     # ------------------------------------------------------------------ call
@@ -414,22 +420,14 @@ class Conv3DTranspose:
             "kernel_constraint": serialize(self.kernel_constraint),
             "bias_constraint": serialize(self.bias_constraint),
         })
+        if self.crops is not None:      # not a Keras config any more: Keras refuses the key
+            cfg["crops"] = [list(pair) for pair in self.crops]
         return cfg
 
     @classmethod
     def from_config(cls, config_dict: dict) -> "Conv3DTranspose":
         """Rebuild a layer from ``get_config()`` output, ours or Keras's (3.x, or tf.keras 2)."""
-        if not isinstance(config_dict, dict):
-            raise TypeError(f"from_config expects a dict, got {type(config_dict).__name__}")
-        cfg = dict(config_dict)
-        # Keras 2 (tf.keras) writes keys Keras 3 has no use for.
-        groups = cfg.pop("groups", 1)
-        if groups != 1:
-            raise TypeError(f"Error when deserializing class 'Conv3DTranspose': the config has "
-                            f"groups={groups!r}, and grouped transposed convolutions are not "
-                            f"supported")
-        for key in ("batch_input_shape", "batch_size", "implementation", "dynamic"):
-            cfg.pop(key, None)
+        cfg = arguments.keras2_config(config_dict)
         try:
             return cls(**cfg)
         except (ValueError, TypeError) as error:

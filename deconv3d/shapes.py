@@ -4,6 +4,9 @@ Everything here follows Keras 3 (``compute_conv_transpose_output_shape`` and the
 padding conversion its JAX backend uses), one spatial axis at a time.  Pure
 functions on Python ints; no NumPy.
 
+Explicit per-axis ``(front, back)`` crops (a deconv3d extension, for layers
+from torch and ONNX) may stand in for Keras's ``padding`` wherever it is taken.
+
 Notation for one axis: input length ``n``, kernel size ``k``, stride ``s``,
 dilation ``d``, output padding ``op`` (``None`` when not given).  The
 transposed convolution scatters input ``i`` through tap ``t`` to the uncropped
@@ -14,7 +17,11 @@ past the uncropped end read as zero.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+# Keras's padding name, or explicit per-axis ``(front, back)`` crops (a deconv3d
+# extension for torch and ONNX layers; a negative back crop appends zeros).
+Padding = Union[str, Tuple[Tuple[int, int], ...]]
 
 
 def effective_kernel(kernel_size: int, dilation: int) -> int:
@@ -22,12 +29,16 @@ def effective_kernel(kernel_size: int, dilation: int) -> int:
     return (kernel_size - 1) * dilation + 1
 
 
-def output_length(n: Optional[int], kernel_size: int, stride: int, padding: str,
+def output_length(n: Optional[int], kernel_size: int, stride: int, padding: Padding,
                   output_padding: Optional[int], dilation: int) -> Optional[int]:
     """Length of one output axis, as a Keras layer returns it (``None`` stays ``None``)."""
     if n is None:
         return None
     k_eff = effective_kernel(kernel_size, dilation)
+    if not isinstance(padding, str):        # explicit (front, back) crops of this axis
+        # negative when the crops remove more than there is (the caller refuses that)
+        length = full_length(n, kernel_size, stride, dilation) - sum(padding)
+        return max(0, length) if n == 0 else length
     if n == 0:
         # Keras's formula assumes n >= 1.  What a Keras layer actually returns for an
         # empty axis is JAX's result: an empty stride-dilated input padded by the
@@ -43,13 +54,15 @@ def output_length(n: Optional[int], kernel_size: int, stride: int, padding: str,
     return (n - 1) * stride + k_eff % 2 + output_padding
 
 
-def front_crop(kernel_size: int, stride: int, padding: str,
+def front_crop(kernel_size: int, stride: int, padding: Padding,
                output_padding: Optional[int], dilation: int) -> int:
     """How many leading positions of the uncropped axis the output drops.
 
     Keras's JAX backend pads the stride-dilated input by ``k_eff - 1 - crop`` on
     the left; this is that rule solved for ``crop``.  It is never negative.
     """
+    if not isinstance(padding, str):
+        return padding[0]
     k_eff = effective_kernel(kernel_size, dilation)
     if padding == "valid":
         return 0
@@ -58,13 +71,15 @@ def front_crop(kernel_size: int, stride: int, padding: str,
     return k_eff - 1 - left
 
 
-def back_crop(kernel_size: int, stride: int, padding: str,
+def back_crop(kernel_size: int, stride: int, padding: Padding,
               output_padding: Optional[int], dilation: int) -> int:
     """How many trailing positions of the uncropped axis the output drops.
 
     Negative means zeros appended past the uncropped end.  The same for every
     input length ``n >= 1`` (both lengths grow by ``stride`` per input element).
     """
+    if not isinstance(padding, str):
+        return padding[1]
     n = 1
     return (full_length(n, kernel_size, stride, dilation)
             - output_length(n, kernel_size, stride, padding, output_padding, dilation)
@@ -85,7 +100,7 @@ class AxisWindow(NamedTuple):
     back_crop: int
 
 
-def axis_window(n: int, kernel_size: int, stride: int, padding: str,
+def axis_window(n: int, kernel_size: int, stride: int, padding: Padding,
                 output_padding: Optional[int], dilation: int) -> AxisWindow:
     """The window one Keras output axis takes from the uncropped axis (``n >= 1``)."""
     return AxisWindow(full_length(n, kernel_size, stride, dilation),
@@ -94,7 +109,7 @@ def axis_window(n: int, kernel_size: int, stride: int, padding: str,
                       back_crop(kernel_size, stride, padding, output_padding, dilation))
 
 
-def torch_padding(kernel_size: int, stride: int, padding: str,
+def torch_padding(kernel_size: int, stride: int, padding: Padding,
                   output_padding: Optional[int], dilation: int) -> Tuple[int, int, int]:
     """``(padding, output_padding, back_trim)`` giving one Keras axis with torch's ConvTranspose.
 
@@ -121,6 +136,17 @@ def _total_padding(k_eff: int, stride: int, padding: str, output_padding: Option
     return k_eff + k_eff % 2 - 2 + output_padding
 
 
+def layer_padding(layer) -> Padding:
+    """What decides a layer's output window: its explicit crops, else its Keras padding."""
+    crops = getattr(layer, "crops", None)
+    return layer.padding if crops is None else crops
+
+
+def axis_padding(padding: Padding, axis: int):
+    """The padding of one axis: Keras's name (the same for all axes) or its crop pair."""
+    return padding if isinstance(padding, str) else padding[axis]
+
+
 class AxisPlan(NamedTuple):
     """Everything the core needs to know about one spatial axis."""
 
@@ -133,7 +159,7 @@ class AxisPlan(NamedTuple):
 
 
 def plan_axes(spatial_shape: Sequence[int], kernel_size: Sequence[int],
-              strides: Sequence[int], padding: str,
+              strides: Sequence[int], padding: Padding,
               output_padding: Optional[Sequence[int]],
               dilation_rate: Sequence[int]) -> Tuple[AxisPlan, ...]:
     """Per-axis plan for a concrete (fully known) input spatial shape."""
@@ -141,14 +167,15 @@ def plan_axes(spatial_shape: Sequence[int], kernel_size: Sequence[int],
     for axis, n in enumerate(spatial_shape):
         op = None if output_padding is None else output_padding[axis]
         k, s, d = kernel_size[axis], strides[axis], dilation_rate[axis]
-        plans.append(AxisPlan(n, output_length(n, k, s, padding, op, d), k, s, d,
-                              front_crop(k, s, padding, op, d)))
+        pad = axis_padding(padding, axis)
+        plans.append(AxisPlan(n, output_length(n, k, s, pad, op, d), k, s, d,
+                              front_crop(k, s, pad, op, d)))
     return tuple(plans)
 
 
 def conv_transpose_output_shape(input_shape: Sequence[Optional[int]], filters: int,
                                 kernel_size: Sequence[int], strides: Sequence[int],
-                                padding: str, output_padding: Optional[Sequence[int]],
+                                padding: Padding, output_padding: Optional[Sequence[int]],
                                 dilation_rate: Sequence[int], data_format: str) -> list:
     """Full output shape (a list, like Keras) for a rank-5 input shape; ``None`` allowed."""
     if data_format == "channels_last":
@@ -158,8 +185,8 @@ def conv_transpose_output_shape(input_shape: Sequence[Optional[int]], filters: i
     lengths = []
     for axis, n in enumerate(spatial):
         op = None if output_padding is None else output_padding[axis]
-        lengths.append(output_length(n, kernel_size[axis], strides[axis], padding, op,
-                                     dilation_rate[axis]))
+        lengths.append(output_length(n, kernel_size[axis], strides[axis],
+                                     axis_padding(padding, axis), op, dilation_rate[axis]))
     if data_format == "channels_last":
         return [input_shape[0]] + lengths + [filters]
     return [input_shape[0], filters] + lengths

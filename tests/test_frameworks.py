@@ -225,10 +225,31 @@ def test_from_torch_refuses_other_padding_modes(torch):
         layer_from_torch(module)
 
 
-def test_from_torch_refuses_stride_with_dilation(torch):
-    module = torch.nn.ConvTranspose3d(2, 2, 3, stride=2, dilation=2)
-    with pytest.raises(ValueError, match=r"stride=\(2, 2, 2\) and dilation=\(2, 2, 2\)"):
-        layer_from_torch(module)
+def test_from_torch_takes_stride_with_dilation_through_crops(torch):
+    module = torch.nn.ConvTranspose3d(2, 2, 3, stride=2, dilation=2).double()
+    with pytest.raises(ValueError, match=r"stride=\(2, 2, 2\), dilation=\(2, 2, 2\)\) has no "
+                                         r"Keras equivalent"):
+        keras_padding_for_torch((3,) * 3, (2,) * 3, (0,) * 3, (0,) * 3, (2,) * 3)
+    layer = layer_from_torch(module)
+    assert layer.crops == ((0, 0),) * 3
+    x = np.random.default_rng(6).standard_normal((1, 2, 3, 4, 2))
+    assert relative_error(layer(x), torch_output(module, x)) < 1e-12
+
+
+def test_the_usual_torch_upsampler_converts_with_crops(torch):
+    module = torch.nn.ConvTranspose3d(3, 2, 3, stride=2, padding=1, output_padding=1).double()
+    layer = layer_from_torch(module)
+    assert layer.crops == ((1, 0),) * 3 and layer.get_config()["crops"] == [[1, 0]] * 3
+    x = np.random.default_rng(7).standard_normal((2, 3, 3, 5, 4))
+    assert relative_error(layer(x), torch_output(module, x)) < 1e-12
+    back = layer_to_torch(layer)
+    assert isinstance(back, torch.nn.ConvTranspose3d)
+    assert (back.padding, back.output_padding) == ((1, 1, 1), (1, 1, 1))
+    # and through its config
+    again = deconv3d.Conv3DTranspose.from_config(layer.get_config())
+    again.build(x.shape)
+    again.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(again(x), layer(x))
 
 
 def test_from_torch_refuses_uninitialised_lazy_modules(torch):
