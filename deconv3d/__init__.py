@@ -15,9 +15,10 @@ from . import interop  # noqa: E402,F401  (adds the Keras-file and torch methods
 from .info import show_config  # noqa: E402
 from .keras_io import load_keras, read_keras_file, read_keras_weights  # noqa: E402
 from .layer import Conv3DTranspose  # noqa: E402
+from .onnx_io import load_onnx  # noqa: E402
 
 # Keras exports the same class under its long name too.
 Convolution3DTranspose = Conv3DTranspose
 
-__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "load_keras", "read_keras_file",
-           "read_keras_weights", "show_config", "__version__"]
+__all__ = ["Conv3DTranspose", "Convolution3DTranspose", "load_keras", "load_onnx",
+           "read_keras_file", "read_keras_weights", "show_config", "__version__"]

@@ -1,4 +1,4 @@
-"""Conv3DTranspose's methods that reach other formats: Keras files, live Keras layers, torch.
+"""Conv3DTranspose's methods that reach other formats: Keras files, live Keras layers, torch, ONNX.
 
 They are attached to the class here rather than written in ``layer.py``:
 they build layers through ``convert``, ``keras_io`` and ``frameworks``, which
@@ -9,7 +9,7 @@ The package imports this module, so the methods exist whenever
 
 from __future__ import annotations
 
-from . import frameworks, keras_io
+from . import frameworks, keras_io, onnx_io
 from .layer import Conv3DTranspose
 
 
@@ -46,6 +46,15 @@ def from_torch(cls, module, name=None) -> Conv3DTranspose:
     return frameworks.layer_from_torch(module, name=name)
 
 
+def from_onnx(cls, model, name=None) -> Conv3DTranspose:
+    """A built channels_first layer equal to a 3-D ``ConvTranspose`` node of an ONNX model.
+
+    ``model`` is an ``.onnx`` path or an ``onnx.ModelProto``; ``name`` the node's name
+    (optional when there is one).  See :func:`deconv3d.onnx_io.layer_from_onnx`.
+    """
+    return onnx_io.layer_from_onnx(model, name=name)
+
+
 def to_torch(self):
     """A torch module (channels-first) computing what this built layer computes."""
     return frameworks.layer_to_torch(self)
@@ -54,4 +63,5 @@ def to_torch(self):
 Conv3DTranspose.from_keras_file = classmethod(from_keras_file)
 Conv3DTranspose.from_keras_layer = classmethod(from_keras_layer)
 Conv3DTranspose.from_torch = classmethod(from_torch)
+Conv3DTranspose.from_onnx = classmethod(from_onnx)
 Conv3DTranspose.to_torch = to_torch

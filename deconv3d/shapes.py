@@ -125,6 +125,22 @@ def torch_padding(kernel_size: int, stride: int, padding: Padding,
     return front, 0, back - front
 
 
+def keras_padding_for_crops(crops, kernel_size: Sequence[int], strides: Sequence[int],
+                            dilation_rate: Sequence[int]):
+    """Keras ``(padding, output_padding)`` cutting exactly these per-axis crops, or None."""
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        return None                 # Keras refuses the pair
+    for mode in ("valid", "same"):
+        options = [[op for op in (None, *range(s)) if (front_crop(k, s, mode, op, d),
+                                                       back_crop(k, s, mode, op, d)) == tuple(c)]
+                   for c, k, s, d in zip(crops, kernel_size, strides, dilation_rate)]
+        if all(None in axis for axis in options):
+            return mode, None
+        if all(any(op is not None for op in axis) for axis in options):
+            return mode, tuple(next(op for op in axis if op is not None) for axis in options)
+    return None
+
+
 def _total_padding(k_eff: int, stride: int, padding: str, output_padding: Optional[int]) -> int:
     """Zeros Keras's JAX backend adds around the stride-dilated input, both ends together."""
     if padding == "valid":
