@@ -12,7 +12,9 @@
 ``python -m deconv3d inspect MODEL [--json]``
     Lists the Conv3DTranspose layers of MODEL with their configs and weight shapes.
 
-``apply`` and ``inspect`` need h5py (``pip install "deconv3d[keras]"``); none imports Keras.
+MODEL is a Keras file (``.keras``, ``.h5``, ``.weights.h5``: needs h5py, ``pip install
+"deconv3d[keras]"``; Keras is never imported) or an ONNX model (``.onnx``: its 3-D
+ConvTranspose nodes, by node name; needs ``pip install "deconv3d[onnx]"``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 
 import numpy as np
 
-from . import _threads, demo, keras_io, storage
+from . import _threads, demo, keras_io, onnx_io, storage
 
 # Automatic chunking: aim at about this many multiply-adds per call, and at most
 # this many bytes of output per call.
@@ -50,15 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.set_defaults(handler=run_demo)
 
     apply = commands.add_parser(
-        "apply", help="apply a Conv3DTranspose layer of a Keras model file to an array",
+        "apply", help="apply a Conv3DTranspose layer of a Keras or ONNX model to an array",
         description="Apply one Conv3DTranspose layer of a Keras file (.keras, .h5, or "
-                    ".weights.h5 with --config) to an array read from .npy/.npz, and save the "
-                    "result.")
+                    ".weights.h5 with --config), or one 3-D ConvTranspose node of an .onnx "
+                    "model, to an array read from .npy/.npz, and save the result.")
     apply.add_argument("model", help="Keras file: .keras archive, legacy .h5 model, or a "
-                                     "weights-only .weights.h5/.h5 (then --config is needed)")
+                                     "weights-only .weights.h5/.h5 (then --config is needed); "
+                                     "or an .onnx model")
     apply.add_argument("--layer", default=None,
-                       help="layer name or path such as 'decoder/up' (default: the file's only "
-                            "Conv3DTranspose)")
+                       help="layer name or path such as 'decoder/up', or an ONNX node name "
+                            "(default: the file's only Conv3DTranspose)")
     apply.add_argument("--input", "-i", required=True,
                        help="input array, .npy, .npz or .zarr (a zarr group needs --key)")
     apply.add_argument("--key", default=None,
@@ -85,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(handler=run_apply)
 
     inspect = commands.add_parser(
-        "inspect", help="list the Conv3DTranspose layers of a Keras model file",
-        description="List the Conv3DTranspose layers of a Keras file with their configs and "
-                    "weight shapes.")
-    inspect.add_argument("model", help="Keras file: .keras, .h5 or .weights.h5")
+        "inspect", help="list the Conv3DTranspose layers of a Keras or ONNX model file",
+        description="List the Conv3DTranspose layers of a Keras file, or the 3-D "
+                    "ConvTranspose nodes of an ONNX model, with their configs and weight "
+                    "shapes.")
+    inspect.add_argument("model", help="Keras file (.keras, .h5 or .weights.h5) or .onnx model")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect.set_defaults(handler=run_inspect)
     return parser
@@ -160,7 +164,7 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     """
     if scheduler is not None or workers is not None or any(
             os.fspath(p).rstrip("/").lower().endswith(".zarr") for p in (input_path, output_path)):
-        net = keras_io.layer_from_keras_file(model, name=layer, config=config)
+        net = _model_layer(model, layer, config)
         return storage.apply_to_storage(
             net, input_path, output_path, key=key, data_format=data_format, scheduler=scheduler,
             workers=workers, num_threads=threads,
@@ -176,7 +180,7 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"--chunk must be a positive integer, got {chunk!r}")
     x = _load_array(input_path, key)
-    net = keras_io.layer_from_keras_file(model, name=layer, config=config)
+    net = _model_layer(model, layer, config)
     if x.ndim != 5:
         raise ValueError(f"{input_path}: the input has shape {x.shape}; Conv3DTranspose needs a "
                          f"5-D array (batch, 3 spatial axes, channels) or (batch, channels, 3 "
@@ -226,6 +230,23 @@ def apply_model(model, input_path, output_path, layer=None, key=None, data_forma
         print(f"apply: wrote {output_path} {result.shape} {result.dtype}", file=progress,
               flush=True)
     return result.shape
+
+
+def _is_onnx(model) -> bool:
+    return os.fspath(model).lower().endswith(".onnx")
+
+
+def _model_layer(model, layer, config):
+    """The layer `apply` runs: from a Keras file, or a node of an ONNX model."""
+    if not _is_onnx(model):
+        return keras_io.layer_from_keras_file(model, name=layer, config=config)
+    if config is not None:
+        raise ValueError("--config is for weights-only Keras files; an .onnx model holds its "
+                         "own attributes")
+    try:
+        return onnx_io.layer_from_onnx(model, name=layer)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
 
 
 def _read_config_argument(text):
@@ -305,6 +326,10 @@ def _save_atomically(path: str, kind: str, array) -> None:
 def run_inspect(args) -> int:
     """Handler of ``inspect``: returns 0 on success, 1 after printing an error to stderr."""
     try:
+        if _is_onnx(args.model):
+            summary = describe_onnx(args.model)
+            print(json.dumps(summary, indent=2) if args.json else format_onnx(summary))
+            return 0
         contents = keras_io.read_keras_file(args.model)
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"deconv3d inspect: error: {error}", file=sys.stderr)
@@ -355,6 +380,40 @@ def format_contents(contents) -> str:
     if contents.other_layers:
         others = ", ".join(f"{p} ({c})" for p, c in contents.other_layers.items())
         lines.append(f"  other layers: {others}")
+    return "\n".join(lines)
+
+
+def describe_onnx(path) -> dict:
+    """A JSON-ready summary of the 3-D ConvTranspose nodes of an ONNX model."""
+    layers = onnx_io.load_onnx(path)
+    proto, _, _ = onnx_io.read_model(path)
+    others = [name for name, node in onnx_io.conv_transpose_nodes(proto.graph)
+              if name not in layers]
+    summary = {"file": os.fspath(path), "format": "onnx", "layers": [],
+               "other_conv_transpose_nodes": others}
+    for name, layer in layers.items():
+        config = layer.get_config()
+        summary["layers"].append({
+            "name": name, "dtype": layer.dtype, "kernel_shape": list(layer.kernel.shape),
+            "config": {key: config[key] for key in (*_SHOWN[:-1], "crops") if key in config},
+            "bias_shape": None if layer.bias is None else list(layer.bias.shape)})
+    return summary
+
+
+def format_onnx(summary: dict) -> str:
+    """The text ``inspect`` prints for an ONNX model."""
+    count = len(summary["layers"])
+    lines = [f"{summary['file']}: ONNX model; {count} 3-D ConvTranspose node"
+             f"{'s' if count != 1 else ''} (layers are channels_first)"]
+    for entry in summary["layers"]:
+        lines.append(f"  {entry['name']}")
+        shown = [f"{key}={_show(value)}" for key, value in entry["config"].items()]
+        lines.append("    " + " ".join(shown + [f"dtype={entry['dtype']!r}"]))
+        bias = f", bias {tuple(entry['bias_shape'])}" if entry["bias_shape"] else ", no bias"
+        lines.append(f"    kernel {tuple(entry['kernel_shape'])}{bias}")
+    if summary["other_conv_transpose_nodes"]:
+        lines.append("  other ConvTranspose nodes (not 3-D): "
+                     + ", ".join(summary["other_conv_transpose_nodes"]))
     return "\n".join(lines)
 
 
