@@ -183,8 +183,8 @@ def _no_equivalent_message(k, s, p, op, d) -> str:
                           for label, fits in modes.items())
         reasons.append(f"{needs}, but Keras has one padding for all axes")
     return ("torch.nn.ConvTranspose3d(kernel_size={}, stride={}, padding={}, output_padding={}, "
-            "dilation={}) has no exactly equivalent Keras Conv3DTranspose: {}. (Expressing it "
-            "would need explicit per-axis crops: padding in front, padding - output_padding "
+            "dilation={}) has no exactly equivalent Keras Conv3DTranspose: {}. (from_torch gives "
+            "it explicit per-axis crops instead: padding in front, padding - output_padding "
             "at the back.)".format(k, s, p, op, d, "; ".join(reasons)))
 
 

@@ -444,5 +444,5 @@ class Conv3DTranspose:
     def __repr__(self) -> str:
         return (f"<deconv3d.Conv3DTranspose name={self.name!r} filters={self.filters} "
                 f"kernel_size={self.kernel_size} strides={self.strides} "
-                f"padding={self.padding!r} data_format={self.data_format!r} "
+                f"padding={shapes.layer_padding(self)!r} data_format={self.data_format!r} "
                 f"built={self.built}>")
