@@ -80,3 +80,14 @@ def test_crops_torch_cannot_hold_are_refused_by_to_torch():
     with pytest.raises(ValueError, match=r"appends 3 positions .* axis 0 .* output_padding < "
                                          r"max\(stride, dilation\) = 2"):
         layer_to_torch(layer)
+
+
+def test_crops_torch_can_hold_round_trip():
+    # more cropped at the back than in front on one axis: ConvTranspose3d + ZeroPad3d
+    rng = np.random.default_rng(8)
+    layer = deconv3d.Conv3DTranspose(3, 3, strides=2, dilation_rate=2, dtype="float64",
+                                     crops=((0, 2), (1, 0), (2, 1)), data_format="channels_first")
+    x = rng.standard_normal((2, 2, 3, 4, 5))
+    layer.build(x.shape)
+    layer.set_weights([rng.standard_normal(w.shape) for w in layer.weights])
+    assert relative_error(run(layer_to_torch(layer), x), layer(x)) < 1e-12
