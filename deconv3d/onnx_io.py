@@ -32,7 +32,7 @@ _AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 def _import_onnx():
     try:
-        import onnx  # optional extra: onnx (deconv3d[onnx]), heavy, only for reading models
+        import onnx  # optional extra: deconv3d[onnx]
     except ImportError as error:
         raise ImportError('reading ONNX models needs the onnx package: '
                           'pip install "deconv3d[onnx]"') from error
@@ -71,7 +71,7 @@ def node_rank(graph, node) -> Optional[int]:
     """Spatial rank of a ConvTranspose node, from its weight, kernel_shape or input shape."""
     initializers = {t.name: t for t in graph.initializer}
     if len(node.input) > 1 and node.input[1] in initializers:
-        return len(initializers[node.input[1].strip()].dims) - 2
+        return len(initializers[node.input[1]].dims) - 2
     for attribute in node.attribute:
         if attribute.name == "kernel_shape":
             return len(attribute.ints)
