@@ -66,6 +66,9 @@ openmp_enabled = bool(OPENMP_ENABLED)
 openmp_version = OPENMP_VERSION
 micro_kernel = dc3_isa_name().decode()
 MR = DC3_MR
+# the panel widths (filters per panel) of each dtype size: small, normal, wide
+PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
+                8: (DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)}
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
     "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "KC_F32": KC_F32, "KC_F64": KC_F64,

@@ -37,6 +37,19 @@ def _openmp_runtime() -> str:
     return ", ".join(libraries) if libraries else "unknown"
 
 
+def _kernels() -> str:
+    """Per dtype, the gemm kernel this CPU runs for each panel width and how many row
+    kernels it has (after DECONV3D_KERNEL)."""
+    parts = []
+    for itemsize, dtype in ((4, "float32"), (8, "float64")):
+        widths = _core.PANEL_WIDTHS[itemsize]
+        gemm = [_core.find_kernel(itemsize, "gemm", nr) for nr in widths]
+        rows = [nr for nr in widths for taps in (2, 3) for spacing in (1, 2)
+                if _core.find_kernel(itemsize, "row", nr, taps, spacing)]
+        parts.append(f"{dtype}: {' '.join(gemm)} + {len(rows)} row kernels")
+    return "; ".join(parts)
+
+
 def facts() -> dict:
     """The facts ``show_config`` prints, as a dict."""
     build = _build_info()
@@ -49,6 +62,7 @@ def facts() -> dict:
         "openmp_runtime": _openmp_runtime(),
         "default_threads": _core.default_thread_count(),
         "micro_kernel": _core.micro_kernel,
+        "kernels": _kernels(),
         "compiler": build.get("compiler_version", "unknown"),
         "compile_args": build.get("compile_args", []),
         "link_args": build.get("link_args", []),

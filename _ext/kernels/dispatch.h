@@ -40,16 +40,41 @@ static const dc3_kernel dc3_kernels[] = {
     DC3_F64(dc3_f64_row_12x16_t3s1_avx512f, "avx512f", 16, DC3_KIND_ROW, 3, 1),
     DC3_F64(dc3_f64_row_12x16_t3s2_avx512f, "avx512f", 16, DC3_KIND_ROW, 3, 2),
 #endif
+#if DC3_NEON
+    DC3_F32(dc3_f32_gemm_12x8_neon, "neon", 8, DC3_KIND_GEMM, 0, 0),
+    DC3_F32(dc3_f32_gemm_12x16_neon, "neon", 16, DC3_KIND_GEMM, 0, 0),
+    DC3_F32(dc3_f32_row_12x8_t2s1_neon, "neon", 8, DC3_KIND_ROW, 2, 1),
+    DC3_F32(dc3_f32_row_12x8_t2s2_neon, "neon", 8, DC3_KIND_ROW, 2, 2),
+    DC3_F32(dc3_f32_row_12x8_t3s1_neon, "neon", 8, DC3_KIND_ROW, 3, 1),
+    DC3_F32(dc3_f32_row_12x8_t3s2_neon, "neon", 8, DC3_KIND_ROW, 3, 2),
+    DC3_F32(dc3_f32_row_12x16_t2s1_neon, "neon", 16, DC3_KIND_ROW, 2, 1),
+    DC3_F32(dc3_f32_row_12x16_t2s2_neon, "neon", 16, DC3_KIND_ROW, 2, 2),
+    DC3_F32(dc3_f32_row_12x16_t3s1_neon, "neon", 16, DC3_KIND_ROW, 3, 1),
+    DC3_F32(dc3_f32_row_12x16_t3s2_neon, "neon", 16, DC3_KIND_ROW, 3, 2),
+    DC3_F64(dc3_f64_gemm_12x4_neon, "neon", 4, DC3_KIND_GEMM, 0, 0),
+    DC3_F64(dc3_f64_gemm_12x8_neon, "neon", 8, DC3_KIND_GEMM, 0, 0),
+    DC3_F64(dc3_f64_row_12x4_t2s1_neon, "neon", 4, DC3_KIND_ROW, 2, 1),
+    DC3_F64(dc3_f64_row_12x4_t2s2_neon, "neon", 4, DC3_KIND_ROW, 2, 2),
+    DC3_F64(dc3_f64_row_12x4_t3s1_neon, "neon", 4, DC3_KIND_ROW, 3, 1),
+    DC3_F64(dc3_f64_row_12x4_t3s2_neon, "neon", 4, DC3_KIND_ROW, 3, 2),
+    DC3_F64(dc3_f64_row_12x8_t2s1_neon, "neon", 8, DC3_KIND_ROW, 2, 1),
+    DC3_F64(dc3_f64_row_12x8_t2s2_neon, "neon", 8, DC3_KIND_ROW, 2, 2),
+    DC3_F64(dc3_f64_row_12x8_t3s1_neon, "neon", 8, DC3_KIND_ROW, 3, 1),
+    DC3_F64(dc3_f64_row_12x8_t3s2_neon, "neon", 8, DC3_KIND_ROW, 3, 2),
+#endif
 };
 
 #undef DC3_F32
 #undef DC3_F64
 
-/* ISAs by capability: each one's kernels run wherever the next one's do */
-enum { DC3_ISA_GENERIC = 0, DC3_ISA_AVX2 = 1, DC3_ISA_AVX512F = 2 };
+/* ISAs by capability: each one's kernels run wherever the next one's do.  NEON is
+ * aarch64's, never compiled beside the x86 ones: it ranks above the portable kernels. */
+enum { DC3_ISA_GENERIC = 0, DC3_ISA_AVX2 = 1, DC3_ISA_AVX512F = 2, DC3_ISA_NEON = 1 };
 
 static int dc3_isa_rank(const char *isa)
 {
+    if (strcmp(isa, "neon") == 0)
+        return DC3_ISA_NEON;
     if (strcmp(isa, "avx512f") == 0)
         return DC3_ISA_AVX512F;
     return strcmp(isa, "avx2") == 0 ? DC3_ISA_AVX2 : DC3_ISA_GENERIC;
@@ -69,6 +94,9 @@ static int dc3_detect_rank(void)
         if (__builtin_cpu_supports("avx512f"))
             rank = DC3_ISA_AVX512F;
     }
+#endif
+#if DC3_NEON
+    rank = DC3_ISA_NEON;    /* part of every aarch64 CPU */
 #endif
     if (choice && strcmp(choice, "generic") == 0)
         rank = DC3_ISA_GENERIC;
@@ -125,6 +153,9 @@ DC3_API int dc3_wide_available(void)
 
 DC3_API const char *dc3_isa_name(void)
 {
+#if DC3_NEON
+    return dc3_allowed_rank() == DC3_ISA_NEON ? "neon" : "generic";
+#else
     switch (dc3_allowed_rank()) {
     case DC3_ISA_AVX512F:
         return "avx512f+avx2+fma";
@@ -133,6 +164,7 @@ DC3_API const char *dc3_isa_name(void)
     default:
         return "generic";
     }
+#endif
 }
 
 DC3_API void dc3_store_fence(void)

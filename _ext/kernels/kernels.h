@@ -44,8 +44,9 @@
  * ignore ldx.  They are plain functions named for what they are:
  *     dc3_<dtype>_gemm_<MR>x<NR>_<isa>                     dc3_f32_gemm_12x32_avx512f
  *     dc3_<dtype>_row_<MR>x<NR>_t<taps>s<spacing>_<isa>    dc3_f32_row_12x32_t3s1_avx512f
- * generic.h, x86_avx2.h and x86_avx512.h instantiate them from the templates
- * (gemm.template.h, row.template.h, generic_gemm.template.h); dispatch.h lists them
+ * generic.h, x86_avx2.h, x86_avx512.h and neon.h instantiate them from the templates
+ * (gemm.template.h, row.template.h, generic_gemm.template.h, neon_row.template.h);
+ * dispatch.h lists them
  * in one table and picks, per (dtype, kind, width, taps, spacing), the most capable
  * one the CPU runs.
  *
@@ -86,7 +87,7 @@ enum { DC3_KIND_GEMM = 0, DC3_KIND_ROW = 1 };
 
 typedef struct dc3_kernel {
     const char *name;   /* "f32_gemm_12x32_avx512f" (the function name without "dc3_") */
-    const char *isa;    /* "avx512f", "avx2", "generic" */
+    const char *isa;    /* "avx512f", "avx2", "neon", "generic" */
     int itemsize;       /* 4 or 8 */
     int kind;           /* DC3_KIND_GEMM or DC3_KIND_ROW */
     int nr;             /* filters per panel */
@@ -111,7 +112,7 @@ DC3_API const dc3_kernel *dc3_find_kernel(int itemsize, int kind, int nr, int ta
 DC3_API const dc3_kernel *dc3_kernel_table(ptrdiff_t *count);
 /* The wide panels have a vector kernel here (else packing avoids them). */
 DC3_API int dc3_wide_available(void);
-/* "avx512f+avx2+fma", "avx2+fma" or "generic": the most capable kernels in use. */
+/* "avx512f+avx2+fma", "avx2+fma", "neon" or "generic": the most capable kernels in use. */
 DC3_API const char *dc3_isa_name(void);
 /* Makes a thread's non-temporal stores visible to the others: each thread that may have
  * streamed calls it once at the end of its share of the work. */
@@ -143,6 +144,7 @@ static inline int dc3_whole_lines(const void *p, size_t bytes)
 #include "generic.h"
 #include "x86_avx2.h"
 #include "x86_avx512.h"
+#include "neon.h"
 #include "dispatch.h"
 
 #endif
