@@ -10,9 +10,19 @@ voxels with all channels), times:
 - the same keeping the output in blocks (``persist``), as a pipeline that writes
   blocks to a store does;
 - dask, 1 thread: the same with ``num_workers=1``, for the threaded speed-up;
+- what bounds these, measured beside them: the direct call on 1 thread (how
+  far the core itself scales on this machine), the direct call with its output
+  on fresh pages (deconv3d keeps freed outputs for the next call; a single call
+  in a script pays the kernel's zeroing of every page), dask's final concatenation
+  alone (``concatenate3`` of the persisted blocks: what ``compute`` adds to
+  ``persist``, a fresh output-sized array and one single-threaded copy into
+  it), and one copy of the output into a preallocated array (a memory pass);
 - distributed: a LocalCluster of 1 worker x 1 thread, then 2 workers x 1 thread
   (processes, 127.0.0.1); the input is generated on the workers and the output
   blocks stay there (``persist``), so this times the computation, not transfers.
+  Beside it, the same round trip with a graph that only renames the input
+  blocks (the cluster's fixed cost per call), and the CPU time the scheduler and
+  this client spend per call (on two cores, taken from the workers' cores).
 
 Each measurement is the median of ``--repeats`` calls, in wall time and in
 CPU time (this process, or the sum over the cluster's workers); a round
@@ -61,6 +71,7 @@ def measure_local(case, repeats):
     import dask.array as da
 
     import deconv3d
+    from deconv3d import buffers
 
     layer = deconv3d.Conv3DTranspose(**case["layer"])
     x = np.random.default_rng(0).standard_normal(case["shape"], dtype=np.float32)
@@ -68,8 +79,12 @@ def measure_local(case, repeats):
     lazy = layer(da.from_array(x, chunks=(1, BLOCK, BLOCK, BLOCK, x.shape[4])))
     out = np.empty(lazy.shape, lazy.dtype)
     np.testing.assert_array_equal(lazy.compute(), layer(x))     # and warms both up
-    return {
+    times = {
         "direct 2 threads": median_time(lambda: layer(x, num_threads=2), repeats),
+        "direct 1 thread": median_time(lambda: layer(x, num_threads=1), repeats),
+        # a first call, as one call in a script is: its output on fresh pages
+        "direct 2 threads fresh": median_time(
+            lambda: (buffers.release_memory(), layer(x, num_threads=2)), repeats),
         "dask threads x2 compute": median_time(
             lambda: lazy.compute(scheduler="threads", num_workers=2), repeats),
         "dask threads x2 store": median_time(
@@ -80,6 +95,22 @@ def measure_local(case, repeats):
         "dask threads x1 compute": median_time(
             lambda: lazy.compute(scheduler="threads", num_workers=1), repeats),
     }
+    # measured last: the blocks and the output held here take memory the calls above reuse
+    blocks = _nested_blocks(lazy.persist(scheduler="threads", num_workers=2))
+    times["dask final concatenate"] = median_time(lambda: da.core.concatenate3(blocks),
+                                                  repeats)
+    direct = layer(x)
+    times["copy of the output"] = median_time(lambda: np.copyto(out, direct), repeats)
+    return times
+
+
+def _nested_blocks(persisted):
+    """The NumPy blocks of a persisted array, nested as dask's final concatenation takes them."""
+    graph = dict(persisted.__dask_graph__())
+
+    def fill(keys):
+        return [fill(k) for k in keys] if isinstance(keys, list) else graph[keys]
+    return fill(persisted.__dask_keys__())
 
 
 def measure_distributed(case, workers, repeats):
@@ -101,16 +132,29 @@ def measure_distributed(case, workers, repeats):
         x = client.persist(x)
         wait(x)
 
-        def run():
+        def run(apply=layer):
             # a fresh name for the same input blocks, so nothing computed before is reused
             fresh = x.map_blocks(_same, token=f"run-{next(runs)}", dtype=x.dtype)
-            y = client.persist(layer(fresh))
+            y = client.persist(apply(fresh))
             wait(y)
             del y
 
+        def cluster_cpu():
+            # a LocalCluster's scheduler may run in this process: count each process once
+            return sum(dict([client.run_on_scheduler(_process_cpu), _process_cpu()]).values())
+
         run()                                   # ships the layer, warms the workers up
-        return median_time(run, repeats,
-                           cpu=lambda: sum(client.run(time.process_time).values()))
+        run(_same)
+        times = {f"distributed {workers}x1 persist": median_time(
+            run, repeats, cpu=lambda: sum(client.run(time.process_time).values()))}
+        times[f"distributed {workers}x1 scheduler+client"] = median_time(
+            run, repeats, cpu=cluster_cpu)
+        times[f"distributed {workers}x1 empty graph"] = median_time(lambda: run(_same), repeats)
+        return times
+
+
+def _process_cpu():
+    return os.getpid(), time.process_time()
 
 
 def _same(block):
@@ -122,15 +166,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    parser.add_argument("--cases", default=None, help="a subset of the cases, by first word: stride1,unet")
     args = parser.parse_args()
+    wanted = args.cases.split(",") if args.cases else [n.split()[0] for n in CASES]
+    cases = {name: case for name, case in CASES.items() if name.split()[0] in wanted}
     best = {}
     raw = []
     for round_ in range(args.rounds):
-        for name, case in CASES.items():
+        for name, case in cases.items():
             times = measure_local(case, args.repeats)
             for workers in (1, 2):
-                times[f"distributed {workers}x1 persist"] = measure_distributed(
-                    case, workers, args.repeats)
+                times.update(measure_distributed(case, workers, args.repeats))
             raw.append({"round": round_, "case": name, "load": os.getloadavg()[0],
                         **{key: {"wall": wall, "cpu": cpu}
                            for key, (wall, cpu) in times.items()}})
@@ -144,7 +190,7 @@ def main():
     print("| case | direct, 2 threads | dask threads x2: compute / store / persist | "
           "overhead, wall | overhead, CPU | threads x2 over x1 | distributed 2x1 over 1x1 |")
     print("|---|---|---|---|---|---|---|")
-    for name in CASES:
+    for name in cases:
         b = {key: value for (case, key), value in best.items() if case == name}
         direct = b["direct 2 threads"]
         dask_times = [b[f"dask threads x2 {k}"] for k in ("compute", "store", "persist")]
@@ -158,6 +204,28 @@ def main():
               f"| {over(0)} | {over(1)} "
               f"| {b['dask threads x1 compute'][0] / dask_times[0][0]:.2f}x "
               f"| {b['distributed 1x1 persist'][0] / b['distributed 2x1 persist'][0]:.2f}x |")
+    print()
+    print("What bounds them, wall ms: the core's own scaling, dask's final concatenation "
+          "(compute = persist + it), one memory pass over the output, the cluster's fixed "
+          "cost per call (empty graph) and the scheduler's and client's CPU per call.")
+    print()
+    print("| case | direct 1 / 2 threads | direct 2 threads, fresh output | final concatenate (% of direct) | copy of the output "
+          "| distributed 1x1 / 2x1 | empty graph 1x1 / 2x1 | scheduler+client CPU 2x1 "
+          "| 2x1 over 1x1 without the fixed cost |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in cases:
+        b = {key: value[0] * 1e3 for (case, key), value in best.items() if case == name}
+        cpu_2x1 = best[name, "distributed 2x1 scheduler+client"][1] * 1e3
+        one, two = b["distributed 1x1 persist"], b["distributed 2x1 persist"]
+        empty_one, empty_two = b["distributed 1x1 empty graph"], b["distributed 2x1 empty graph"]
+        print(f"| {name} | {b['direct 1 thread']:.0f} / {b['direct 2 threads']:.0f} "
+              f"({b['direct 1 thread'] / b['direct 2 threads']:.2f}x) "
+              f"| {b['direct 2 threads fresh']:.0f} "
+              f"| {b['dask final concatenate']:.0f} "
+              f"({100 * b['dask final concatenate'] / b['direct 2 threads']:.0f}%) "
+              f"| {b['copy of the output']:.0f} | {one:.0f} / {two:.0f} "
+              f"| {empty_one:.0f} / {empty_two:.0f} | {cpu_2x1:.0f} "
+              f"| {(one - empty_one) / (two - empty_two):.2f}x |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(raw, handle, indent=1)

@@ -11,9 +11,10 @@ How the output is cut: the batch axis like the input; each spatial axis in
 ``stride`` times the input chunks (:func:`deconv3d.shapes.output_chunks`), or
 as asked with ``chunks=``; the channel axis in one chunk (every output voxel
 sums over all input channels, and softmax-like activations act over all
-filters).  The graph is built by hand: an output block depends on every input
-block its slice touches, whatever their sizes, so uneven chunks, 1-voxel
-chunks and chunks smaller than the halo need no rechunking.
+filters).  The graph is built by hand: an output block depends on the part of
+every input block its slice touches (the whole block, or a task slicing off the
+rows it reads), whatever their sizes, so uneven chunks, 1-voxel chunks and
+chunks smaller than the halo need no rechunking, and a cluster moves only halos.
 
 dask is an optional dependency (``pip install "deconv3d[dask]"``): it is
 imported inside the functions that need it, so that ``import deconv3d``
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import operator
 import sys
 from typing import Optional
 
@@ -125,16 +127,15 @@ def conv3d_transpose(x, layer, num_threads: Optional[int] = None, chunks=None):
     for nb in range(len(x.chunks[0])):
         for jd, jh, jw in itertools.product(*(range(len(r)) for r in reads)):
             axis_reads = (reads[0][jd], reads[1][jh], reads[2][jw])
-            pieces = [r[0] for r in axis_reads]
-            levels = [channel_blocks] + pieces if channels_first else pieces + [channel_blocks]
-            blocks = _nested_keys(x.name, (nb,), levels)
-            cuts = [[cut for _, cut in level] for level in levels]
+            axis_pieces = [r[0] for r in axis_reads]
+            levels = ([channel_blocks] + axis_pieces if channels_first
+                      else axis_pieces + [channel_blocks])
+            pieces = _piece_keys(x, nb, levels, graph, name + "-piece")
             crops = tuple(r[1] for r in axis_reads)
             sizes = tuple(r[2] for r in axis_reads)
             key = (name, nb, 0, jd, jh, jw) if channels_first else (name, nb, jd, jh, jw, 0)
             shape = tuple(out[axis][index] for axis, index in enumerate(key[1:]))
-            graph[key] = (_compute_block, layer_key, blocks, cuts, crops, sizes, threads,
-                          shape)
+            graph[key] = (_compute_block, layer_key, pieces, crops, sizes, threads, shape)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=[x])
     return da.Array(hlg, name, out, meta=np.empty((0,) * 5, dtype=dtype))
 
@@ -185,17 +186,32 @@ def _reads(start, stop, input_chunks, axis):
     return pieces, crop, stop - start
 
 
-def _nested_keys(name, prefix, levels):
-    """Keys of the input blocks, one nested list per non-batch axis (as np.block reads them)."""
-    if not levels:
-        return (name, *prefix)
-    return [_nested_keys(name, prefix + (index,), levels[1:]) for index, _ in levels[0]]
+def _piece_keys(x, nb, levels, graph, piece_name, chosen=()):
+    """Keys of the input pieces an output block reads, nested one list per non-batch axis
+    (as np.block reads them).
+
+    A piece that is a whole input block is that block's key; part of one is a task of its
+    own that slices it (added to ``graph``, shared by the output blocks reading the same
+    rows), so that a cluster ships a neighbour's halo rows, not the whole neighbour.
+    """
+    if len(chosen) < len(levels):
+        return [_piece_keys(x, nb, levels, graph, piece_name, chosen + (piece,))
+                for piece in levels[len(chosen)]]
+    block = (x.name, nb, *(index for index, _ in chosen))
+    bounds = [cut.indices(x.chunks[axis][index])[:2]
+              for axis, (index, cut) in enumerate(chosen, start=1)]
+    if all(start == 0 and stop == x.chunks[axis][index]
+           for axis, ((index, _), (start, stop)) in enumerate(zip(chosen, bounds), start=1)):
+        return block
+    key = (piece_name, *block[1:], *itertools.chain.from_iterable(bounds))
+    graph.setdefault(key, (operator.getitem, block,
+                           (slice(None), *(slice(*b) for b in bounds))))
+    return key
 
 
-def _compute_block(frozen, blocks, cuts, crops, lengths, threads, shape):
-    """Task: gather the input slice from its blocks, compute the output block."""
+def _compute_block(frozen, pieces, crops, lengths, threads, shape):
+    """Task: gather the input slice from its pieces, compute the output block."""
     layer = frozen.layer
-    pieces = _cut(blocks, cuts, ())
     x = pieces
     while isinstance(x, list) and len(x) == 1:
         x = x[0]
@@ -208,12 +224,6 @@ def _compute_block(frozen, blocks, cuts, crops, lengths, threads, shape):
                          f"{y.shape} for an output block of shape {shape}; on dask arrays, an "
                          f"activation callable must keep the shape")
     return y
-
-
-def _cut(nested, cuts, index):
-    if not cuts:
-        return nested[(slice(None),) + index]
-    return [_cut(item, cuts[1:], index + (cut,)) for item, cut in zip(nested, cuts[0])]
 
 
 class _Frozen:

@@ -135,20 +135,48 @@ def test_callable_that_changes_the_shape_is_refused_when_computed():
         lazy.compute()
 
 
+def input_blocks(graph, key, input_name):
+    """The input blocks an output block reads: its own dependencies, or through a slicing task."""
+    found = set()
+    for dependency in dask.core.get_dependencies(graph, key):
+        if dependency[0] == input_name:
+            found.add(dependency)
+        else:
+            found |= {k for k in dask.core.get_dependencies(graph, dependency)
+                      if k[0] == input_name}
+    return found
+
+
 def test_blocks_read_only_the_input_blocks_they_need():
     layer = deconv3d.Conv3DTranspose(2, 2, 2)          # halo 0: one input block each
     x = da.ones((1, 8, 8, 8, 3), chunks=(1, 4, 4, 4, 3), dtype=np.float32)
-    graph = dict(layer(x).__dask_graph__())
     lazy = layer(x)
+    graph = dict(lazy.__dask_graph__())
     for key in dask.core.flatten(lazy.__dask_keys__()):
-        inputs = [k for k in dask.core.get_dependencies(graph, key) if k[0] == x.name]
-        assert len(inputs) == 1
+        assert dask.core.get_dependencies(graph, key) - {key[0] + "-layer"} == {
+            (x.name, *key[1:])}
     layer = deconv3d.Conv3DTranspose(2, 3, 2, padding="same")   # halo (1, 0)
     lazy = layer(x)
     graph = dict(lazy.__dask_graph__())
-    counts = sorted(len([k for k in dask.core.get_dependencies(graph, key) if k[0] == x.name])
+    counts = sorted(len(input_blocks(graph, key, x.name))
                     for key in dask.core.flatten(lazy.__dask_keys__()))
     assert counts == [1] + [2] * 3 + [4] * 3 + [8]
+
+
+def test_neighbour_blocks_give_only_their_halo_rows():
+    # halo (1, 0): a block reads one row of each neighbour before it, so what a cluster
+    # ships between blocks is one row thick, not a whole 4^3 block
+    layer = deconv3d.Conv3DTranspose(2, 3, 2, padding="same")
+    x = da.ones((1, 8, 8, 8, 3), chunks=(1, 4, 4, 4, 3), dtype=np.float32)
+    lazy = layer(x)
+    graph = dict(lazy.__dask_graph__())
+    outputs = set(dask.core.flatten(lazy.__dask_keys__()))
+    pieces = [key for key in graph if key not in outputs and key[0] != x.name
+              and isinstance(key, tuple)]
+    assert len(pieces) == 19           # 7 neighbours' faces, edges and corners, shared
+    for key in pieces:
+        shape = dask.get(graph, key).shape
+        assert min(shape[1:4]) == 1 and max(shape[1:4]) <= 4, (key, shape)
 
 
 def test_output_chunks_are_stride_times_the_input_chunks():
@@ -179,8 +207,7 @@ def test_halo_formula_bounds_what_blocks_read():
     lazy = layer(x)
     graph = dict(lazy.__dask_graph__())
     middle = (lazy.name, 0, 1, 0, 0, 0)
-    inputs = sorted(k for k in dask.core.get_dependencies(graph, middle) if k[0] == x.name)
-    assert [k[2] for k in inputs] == [0, 1, 2]
+    assert sorted(k[2] for k in input_blocks(graph, middle, x.name)) == [0, 1, 2]
 
 
 def test_the_graph_keeps_the_weights_of_its_call():
