@@ -125,7 +125,11 @@ def _unique_name(base: str, used: dict) -> str:
 
 
 def walk_model(model_cfg, model_group, prefix: str, path: str):
-    """``(entries, other layers)`` of a model's inner config, weights from ``model_group``."""
+    """``(entries, other layers)`` of a model's inner config, weights from ``model_group``.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     groups = _layer_groups(model_group)
     by_label = {}
@@ -171,7 +175,11 @@ def walk_model(model_cfg, model_group, prefix: str, path: str):
 
 
 def scan_weights(model_group, prefix: str, path: str):
-    """Weights-only Keras 3 file: Conv3DTranspose groups found by their group names."""
+    """Weights-only Keras 3 file: Conv3DTranspose groups found by their group names.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = model_group.name.rstrip("/")
     for key, (group, label) in _layer_groups(model_group).items():

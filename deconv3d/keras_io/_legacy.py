@@ -42,7 +42,11 @@ def _parse_weight_name(weight_name: str):
 
 
 def walk_model(model_cfg, root, path: str):
-    """``(entries, other layers)`` of a model's inner config, weights from the legacy groups."""
+    """``(entries, other layers)`` of a model's inner config, weights from the legacy groups.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = root.name.rstrip("/")
     for layer in layers_of(model_cfg):
@@ -115,7 +119,11 @@ def _match_nested_weights(names, chain, path: str, location: str) -> List[str]:
 
 
 def scan_weights(root, path: str):
-    """Legacy weights-only file: layers whose weights look like a 3-D conv kernel (+ bias)."""
+    """Legacy weights-only file: layers whose weights look like a 3-D conv kernel (+ bias).
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = root.name.rstrip("/")
     for top in _hdf5.text_list(_hdf5.attribute(root, "layer_names", location_prefix or "/",

@@ -267,6 +267,37 @@ def test_deep_config_argument_is_refused(tmp_path):
         load_keras(data("functional.weights.h5"), config=deep)
 
 
+IMPORT_SCRIPT = """
+import sys
+from deconv3d.keras_io import load_keras
+try:
+    load_keras(sys.argv[1])
+except (ValueError, TypeError) as error:
+    print("refused:", error)
+print("imported" if "this" in sys.modules else "not imported")
+"""
+
+
+def test_modules_named_by_a_config_are_never_imported(tmp_path):
+    # Keras would import `module` to find a custom object; importing `this` prints a poem
+    config = config_of()
+    named = {"module": "this", "class_name": "function", "config": "s", "registered_name": "s"}
+    for entry in config["config"]["layers"]:
+        if entry["class_name"] == "Conv3DTranspose":
+            entry["config"].update(activation=named, kernel_initializer=dict(named),
+                                   kernel_constraint=dict(named))
+    path = keras_archive(tmp_path / "custom.keras",
+                         replace=[stored("config.json", json.dumps(config).encode())])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(deconv3d.__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT, str(path)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "refused: " in result.stdout and "activation" in result.stdout, result.stdout
+    assert result.stdout.endswith("not imported\n"), result.stdout
+    assert "Zen of Python" not in result.stdout
+
+
 # ---------------------------------------------------------------------- HDF5 contents
 @pytest.mark.parametrize("case", sorted(HOSTILE_DATASETS))
 def test_datasets_that_contradict_the_config(tmp_path, case):
@@ -415,6 +446,19 @@ def test_cli_refuses_hostile_files_cleanly(tmp_path, capsys, command):
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"deconv3d {command}: error: {path}") and "Traceback" not in err
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize("depth", [500, 100000])
+def test_cli_refuses_a_deep_config_argument(tmp_path, capsys, depth):
+    # deep enough for our limit, then deep enough for Python's own recursion limit
+    np.save(tmp_path / "in.npy", np.zeros((1, 3, 3, 3, 2), np.float32))
+    (tmp_path / "deep.json").write_text("[" * depth + "]" * depth)
+    assert cli.main(["apply", data("functional.weights.h5"), "--config",
+                     str(tmp_path / "deep.json"), "--layer", "up",
+                     "-i", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.npy")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("deconv3d apply: error: ") and "nests too deeply" in err
     assert not (tmp_path / "out.npy").exists()
 
 
