@@ -14,6 +14,7 @@ import io
 import os
 import re
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections import Counter
@@ -27,8 +28,11 @@ METADATA_LIMIT = 1 << 20
 # Members this small are read whatever their compression ratio.
 _SMALL_MEMBER = 1 << 20
 _CHUNK = 1 << 20
+# A compressed weights member up to this size is expanded in memory, larger ones on disk.
+_SPOOL_IN_MEMORY = 16 << 20
 _LOCAL_HEADER = struct.Struct("<4s22xHH")       # signature ... name length, extra length
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_SUPERBLOCK_BYTES = 64          # enough for the fixed part of every superblock version
 
 # What zipfile raises on a damaged archive (RuntimeError: encrypted; NotImplementedError:
 # an unknown compression method).
@@ -64,28 +68,56 @@ def read_small(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> by
 def open_weights(archive: zipfile.ZipFile, name: str, path: str):
     """A seekable binary file over the HDF5 member ``name``, for ``h5py.File``.
 
-    The member is read once in chunks first, so its CRC and real size are checked
-    in constant memory; a stored member (what Keras writes) is then read in place
-    from the archive, a compressed one through zipfile.
+    A stored member (what Keras writes) is read in place from the archive, after
+    one pass in chunks that checks its CRC and real size in constant memory.  A
+    compressed one is expanded once, in that same pass, into a temporary file
+    (in memory while small; zipfile would expand it again from the start at
+    every backward seek h5py makes), up to the end the HDF5 superblock declares,
+    so a member padded with gigabytes of zeros costs time but neither memory
+    nor disk.
     """
     info = _checked_info(archive, name, path, None)
-    with archive.open(info) as member:
-        if member.read(len(_HDF5_MAGIC)) != _HDF5_MAGIC:
-            raise ValueError(f"{path}: {name} in the .keras archive is not an HDF5 file "
-                             f"(corrupt archive?)")
-        size = len(_HDF5_MAGIC)
-        while True:
-            chunk = member.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-    _check_real_size(info, size, path)
-    if info.compress_type != zipfile.ZIP_STORED:
+    with contextlib.ExitStack() as stack:
+        copy = None
+        if info.compress_type != zipfile.ZIP_STORED:
+            copy = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY))
         with archive.open(info) as member:
-            yield member
-        return
-    with open(path, "rb") as handle:
+            chunk = member.read(_SUPERBLOCK_BYTES)
+            if not chunk.startswith(_HDF5_MAGIC):
+                raise ValueError(f"{path}: {name} in the .keras archive is not an HDF5 file "
+                                 f"(corrupt archive?)")
+            wanted = _hdf5_end(chunk, info.file_size)
+            size = 0
+            while chunk:
+                if copy is not None and size < wanted:
+                    copy.write(chunk[:wanted - size])
+                size += len(chunk)
+                chunk = member.read(_CHUNK)
+        _check_real_size(info, size, path)
+        if copy is not None:
+            copy.seek(0)
+            yield copy
+            return
+        handle = stack.enter_context(open(path, "rb"))
         yield _Window(handle, _data_start(handle, info, path), info.file_size)
+
+
+def _hdf5_end(head: bytes, size: int) -> int:
+    """Where the HDF5 file starting with ``head`` says it ends (its superblock's end-of-file
+    address), or ``size`` when the superblock is not one this reads (HDF5 judges it)."""
+    version = head[8] if len(head) > 8 else None
+    # superblock versions 0 and 1: the offset size is byte 13, the base address at 24 / 28
+    # and the end-of-file address two addresses later; versions 2 and 3: byte 9, and 12
+    layout = {0: (13, 24), 1: (13, 28), 2: (9, 12), 3: (9, 12)}.get(version)
+    if layout is None or len(head) <= layout[0]:
+        return size
+    width = head[layout[0]]
+    end_at = layout[1] + 2 * width
+    if width not in (2, 4, 8) or len(head) < end_at + width:
+        return size
+    base = int.from_bytes(head[layout[1]:layout[1] + width], "little")
+    end = int.from_bytes(head[end_at:end_at + width], "little")
+    return min(size, base + end)
 
 
 def _checked_info(archive: zipfile.ZipFile, name: str, path: str, limit):

@@ -93,17 +93,21 @@ def deflated(name, payload, size=None, crc=None):
             "crc": zlib.crc32(payload) if crc is None else crc}
 
 
-def deflated_repeats(name, block, count):
-    """A deflated member that expands to ``block * count``, made from one compressed copy.
+def deflated_repeats(name, block, count, prefix=b""):
+    """A deflated member that expands to ``prefix + block * count``, made from one
+    compressed copy of ``block``.
 
     A full flush empties the compressor's history, so every copy of the block
     compresses to the same bytes, which can simply be repeated.
     """
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = packer.compress(prefix) + packer.flush(zlib.Z_FULL_FLUSH) if prefix else b""
     piece = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
     return {"name": name, "method": zipfile.ZIP_DEFLATED,
-            "data": piece * count + packer.flush(zlib.Z_FINISH),
-            "size": len(block) * count, "crc": repeated_crc32(block, count)}
+            "data": start + piece * count + packer.flush(zlib.Z_FINISH),
+            "size": len(prefix) + len(block) * count,
+            "crc": crc32_combine(zlib.crc32(prefix), repeated_crc32(block, count),
+                                 len(block) * count)}
 
 
 def write_zip(path, members):

@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zipfile
 import zlib
 
@@ -204,6 +205,15 @@ def test_member_names_that_leave_the_archive(tmp_path, name):
     path = keras_archive(tmp_path / "escape.keras", extra=[stored(name, b"{}")])
     with pytest.raises(ValueError, match=re.escape(f"escape.keras: the archive member {name!r} "
                                                    f"points outside the archive")):
+        load_keras(path)
+
+
+def test_unknown_compression_method(tmp_path):
+    member = stored("config.json", fixture_members()["config.json"])
+    member["method"] = 99                   # AES in WinZip's scheme: zipfile cannot read it
+    path = keras_archive(tmp_path / "method.keras", replace=[member])
+    with pytest.raises(ValueError, match="method.keras is a corrupt or truncated .keras "
+                                         "archive: .*compression method"):
         load_keras(path)
 
 
@@ -429,6 +439,43 @@ def test_refusing_hostile_files_stays_under_100_mib(tmp_path):
         result.stdout)
     worst = max(float(line.split()[1]) for line in lines)
     assert worst < 100, result.stdout
+
+
+PADDED_SCRIPT = """
+import resource, sys
+import h5py, numpy
+from deconv3d.keras_io import load_keras
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+layers = load_keras(sys.argv[1])
+print(sorted(layers), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
+def test_compressed_weights_padded_with_zeros_load_in_little_memory(tmp_path, monkeypatch):
+    # a real model.weights.h5 followed by 256 MiB of zeros, deflated: HDF5 ignores what
+    # lies past the end its superblock declares, and so does the reader
+    weights = fixture_members()["model.weights.h5"]
+    member = deflated_repeats("model.weights.h5", bytes(MiB), 256, prefix=weights)
+    path = keras_archive(tmp_path / "padded.keras", replace=[member])
+    kept = []
+
+    class Recording(tempfile.SpooledTemporaryFile):
+        def write(self, payload):
+            kept.append(len(payload))
+            return super().write(payload)
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", Recording)
+    check_against_expected(load_keras(path), "functional_expected.npz")
+    assert sum(kept) == len(weights)         # the zeros were never kept, in memory or on disk
+    monkeypatch.undo()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(deconv3d.__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", PADDED_SCRIPT, str(path)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    names, peak = result.stdout.rsplit("]", 1)
+    assert names == "['up', 'up_cf'" and float(peak) < 100, result.stdout
 
 
 # ---------------------------------------------------------------------- the CLI
