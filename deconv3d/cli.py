@@ -264,6 +264,8 @@ def _read_config_argument(text):
                              f"file): {error}") from None
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"{source}: nests too deeply to be a Keras config") from None
     except ValueError as error:
         raise ValueError(f"{source}: not valid JSON: {error}") from None
 

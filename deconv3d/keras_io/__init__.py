@@ -30,6 +30,13 @@ config may be partial: ``filters``, ``kernel_size`` and ``use_bias`` are taken
 from the stored weights when missing, and every other argument takes its
 Keras default (so ``config={}`` means "Keras defaults", explicitly).  Nothing
 is ever guessed silently: without a config these files give a ValueError.
+
+Files are data, from anywhere: nothing in them is executed or imported, and
+nothing outside the named file is read.  What a file declares is checked
+before anything is expanded or allocated (``_archive`` for the zip members,
+``_hdf5`` for links and datasets, ``_model_config`` for JSON depth); a file
+that is hostile, truncated or contradicts itself gives a ValueError naming
+the part at fault.
 """
 
 from __future__ import annotations

@@ -11,17 +11,12 @@ attribute ``name``, which is used when present.  A layer's variables are
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import zipfile
-import zlib
 
-import numpy as np
-
-from . import _hdf5
+from . import _archive, _hdf5
 from ._contents import FORMAT_KERAS, KerasFileContents, KerasLayerEntry, holds_its_own_config
-from ._model_config import CLASS_NAMES, layers_of, model_layers, walk
+from ._model_config import CLASS_NAMES, layers_of, model_layers, parse_json, walk
 
 _GROUP_BASE = "conv3d_transpose"    # to_snake_case("Conv3DTranspose")
 
@@ -43,42 +38,51 @@ def read_archive(path: str, supplied) -> KerasFileContents:
         raise holds_its_own_config(path, FORMAT_KERAS)
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if "config.json" not in names:
-                raise ValueError(f"{path} is a zip file but not a .keras archive: it has no "
-                                 f"config.json (entries: {', '.join(names[:10]) or 'none'})")
-            if "model.weights.h5" not in names:
-                sharded = " (sharded weights are not supported)" if any(
-                    n.endswith(".weights.json") for n in names) else ""
-                raise ValueError(f"{path}: the .keras archive has no model.weights.h5{sharded}")
-            raw_config = archive.read("config.json")
-            raw_metadata = archive.read("metadata.json") if "metadata.json" in names else b"{}"
-            raw_weights = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as error:
+            return _read_members(archive, path)
+    except _archive.DAMAGED as error:
         raise ValueError(f"{path} is a corrupt or truncated .keras archive: {error}") from None
-    try:
-        model_config = json.loads(raw_config)
-    except ValueError as error:
-        raise ValueError(f"{path}: config.json in the .keras archive is not valid JSON "
-                         f"(corrupt archive?): {error}") from None
-    try:
-        version = json.loads(raw_metadata).get("keras_version")
-    except (ValueError, AttributeError):
-        version = None
-    if not isinstance(model_config, dict) or model_layers(model_config.get("config")) is None:
-        cls = model_config.get("class_name") if isinstance(model_config, dict) else None
-        raise ValueError(f"{path}: the model in the .keras archive ({cls!r}) has no list of "
-                         f"layers in its config; only Functional and Sequential models are "
-                         f"supported")
+
+
+def _read_members(archive: zipfile.ZipFile, path: str) -> KerasFileContents:
+    names = _archive.member_names(archive, path)
+    if "config.json" not in names:
+        raise ValueError(f"{path} is a zip file but not a .keras archive: it has no "
+                         f"config.json (entries: {', '.join(names[:10]) or 'none'})")
+    if "model.weights.h5" not in names:
+        sharded = " (sharded weights are not supported)" if any(
+            n.endswith(".weights.json") for n in names) else ""
+        raise ValueError(f"{path}: the .keras archive has no model.weights.h5{sharded}")
+    model_config = parse_json(
+        _archive.read_small(archive, "config.json", _archive.CONFIG_LIMIT, path),
+        f"{path}: config.json in the .keras archive")
+    version = None
+    if "metadata.json" in names:
+        try:
+            metadata = parse_json(
+                _archive.read_small(archive, "metadata.json", _archive.METADATA_LIMIT, path),
+                "metadata.json")
+        except ValueError:
+            metadata = None        # only the version comes from it: not worth refusing over
+        if isinstance(metadata, dict) and isinstance(metadata.get("keras_version"), str):
+            version = metadata["keras_version"]
+    if not isinstance(model_config, dict):
+        raise ValueError(f"{path}: config.json in the .keras archive holds a JSON "
+                         f"{type(model_config).__name__}, not an object (a model config)")
+    if model_layers(model_config.get("config")) is None:
+        raise ValueError(f"{path}: the model in the .keras archive "
+                         f"({model_config.get('class_name')!r}) has no list of layers in its "
+                         f"config; only Functional and Sequential models are supported")
     h5py = _hdf5.h5py()
-    try:
-        with h5py.File(io.BytesIO(raw_weights), "r") as weights:
-            layers, others = walk_model(model_config["config"], weights, "", path)
-    except OSError as error:
-        raise ValueError(f"{path}: model.weights.h5 in the .keras archive is corrupt or "
-                         f"truncated: {error}") from None
-    return KerasFileContents(path, FORMAT_KERAS, True, tuple(layers), others,
-                             version if isinstance(version, str) else None)
+    with _archive.open_weights(archive, "model.weights.h5", path) as member:
+        try:
+            with h5py.File(member, "r") as weights:
+                _hdf5.check_links(weights, path)
+                layers, others = walk_model(model_config["config"], weights, "", path)
+                layers = _hdf5.read_weights(layers, path)
+        except _hdf5.UNREADABLE as error:
+            raise ValueError(f"{path}: model.weights.h5 in the .keras archive is corrupt or "
+                             f"truncated: {error}") from None
+    return KerasFileContents(path, FORMAT_KERAS, True, tuple(layers), others, version)
 
 
 def _layer_groups(model_group):
@@ -100,6 +104,7 @@ def _layer_groups(model_group):
 
 
 def _weights(group, location: str, path: str):
+    """The kernel (and bias) datasets, unread: :func:`_hdf5.read_weights` reads them."""
     variables = group.get("vars")
     if variables is None or not hasattr(variables, "keys"):
         raise ValueError(f"{path}: no weights at {location}/vars (corrupt or incomplete file?)")
@@ -107,7 +112,7 @@ def _weights(group, location: str, path: str):
     if keys not in (["0"], ["0", "1"]):
         raise ValueError(f"{path}: expected a kernel (and a bias) at {location}/vars, found "
                          f"{keys or 'nothing'}")
-    return tuple(np.asarray(variables[k][()]) for k in keys)
+    return tuple(variables[k] for k in keys)
 
 
 def _unique_name(base: str, used: dict) -> str:
@@ -120,7 +125,11 @@ def _unique_name(base: str, used: dict) -> str:
 
 
 def walk_model(model_cfg, model_group, prefix: str, path: str):
-    """``(entries, other layers)`` of a model's inner config, weights from ``model_group``."""
+    """``(entries, other layers)`` of a model's inner config, weights from ``model_group``.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     groups = _layer_groups(model_group)
     by_label = {}
@@ -166,7 +175,11 @@ def walk_model(model_cfg, model_group, prefix: str, path: str):
 
 
 def scan_weights(model_group, prefix: str, path: str):
-    """Weights-only Keras 3 file: Conv3DTranspose groups found by their group names."""
+    """Weights-only Keras 3 file: Conv3DTranspose groups found by their group names.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = model_group.name.rstrip("/")
     for key, (group, label) in _layer_groups(model_group).items():
@@ -176,9 +189,6 @@ def scan_weights(model_group, prefix: str, path: str):
         base = re.sub(r"_\d+$", "", key)
         if base == _GROUP_BASE:
             weights = _weights(group, location, path)
-            if weights[0].ndim != 5:
-                raise ValueError(f"{path}: {location}/vars/0 has shape {weights[0].shape}, "
-                                 f"not a 5-D Conv3DTranspose kernel")
             layers.append(KerasLayerEntry(layer_path, name, None, weights, location + "/vars"))
             continue
         others[layer_path] = base

@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from typing import List
 
-import numpy as np
-
 from . import _hdf5
 from ._contents import KerasLayerEntry
 from ._model_config import CLASS_NAMES, layers_of, model_layers, walk
@@ -23,17 +21,18 @@ def _weight_names(group, location: str, path: str) -> List[str]:
     if "weight_names" not in group.attrs:
         raise ValueError(f"{path}: the legacy layer group {location} has no weight_names "
                          f"attribute (corrupt file?)")
-    return _hdf5.text_list(group.attrs["weight_names"])
+    return _hdf5.text_list(_hdf5.attribute(group, "weight_names", location, path))
 
 
 def _read_named(group, names, location: str, path: str):
-    arrays = []
+    """The datasets ``names``, unread: :func:`_hdf5.read_weights` reads them."""
+    datasets = []
     for weight_name in names:
         if weight_name not in group:
             raise ValueError(f"{path}: weight {weight_name!r} listed in {location} is missing "
                              f"(corrupt file?)")
-        arrays.append(np.asarray(group[weight_name][()]))
-    return tuple(arrays)
+        datasets.append(group[weight_name])
+    return tuple(datasets)
 
 
 def _parse_weight_name(weight_name: str):
@@ -43,7 +42,11 @@ def _parse_weight_name(weight_name: str):
 
 
 def walk_model(model_cfg, root, path: str):
-    """``(entries, other layers)`` of a model's inner config, weights from the legacy groups."""
+    """``(entries, other layers)`` of a model's inner config, weights from the legacy groups.
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = root.name.rstrip("/")
     for layer in layers_of(model_cfg):
@@ -116,10 +119,15 @@ def _match_nested_weights(names, chain, path: str, location: str) -> List[str]:
 
 
 def scan_weights(root, path: str):
-    """Legacy weights-only file: layers whose weights look like a 3-D conv kernel (+ bias)."""
+    """Legacy weights-only file: layers whose weights look like a 3-D conv kernel (+ bias).
+
+    The entries' weights are the h5py datasets, not yet read: the caller reads them
+    with :func:`_hdf5.read_weights` once the whole file is walked.
+    """
     layers, others = [], {}
     location_prefix = root.name.rstrip("/")
-    for top in _hdf5.text_list(root.attrs["layer_names"]):
+    for top in _hdf5.text_list(_hdf5.attribute(root, "layer_names", location_prefix or "/",
+                                                path)):
         location = f"{location_prefix}/{top}"
         if top not in root:
             raise ValueError(f"{path}: layer {top!r} is listed in layer_names but has no group "
@@ -136,9 +144,11 @@ def scan_weights(root, path: str):
             kinds = [kind for kind, _ in items]
             if kinds not in (["kernel"], ["kernel", "bias"]):
                 continue
-            weights = _read_named(group, [n for _, n in items], location, path)
-            if weights[0].ndim != 5 or (len(weights) == 2 and weights[1].ndim != 1):
+            # judged by the declared ranks, so other layers' weights are never read
+            if any(n in group and getattr(group[n], "ndim", None) != rank
+                   for (_, n), rank in zip(items, (5, 1))):
                 continue
+            weights = _read_named(group, [n for _, n in items], location, path)
             layer_path = top if owner == top else f"{top}/{owner}"
             layers.append(KerasLayerEntry(layer_path, owner, None, weights, location))
             found_any = True

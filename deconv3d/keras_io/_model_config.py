@@ -14,6 +14,11 @@ from typing import Iterator, NamedTuple, Optional, Tuple
 # The Keras class names of the layer deconv3d implements.
 CLASS_NAMES = ("Conv3DTranspose", "Convolution3DTranspose")
 
+# Keras configs nest a few JSON levels per nested model; real ones stay far below
+# this, and the walkers below recurse once per nested model, so depth is bounded
+# well inside Python's recursion limit.
+MAX_JSON_DEPTH = 400
+
 
 class LayerConfig(NamedTuple):
     """One well-formed layer of a model config."""
@@ -55,12 +60,39 @@ def walk(model_cfg, chain: Tuple[str, ...] = ()) -> Iterator[Tuple[Tuple[str, ..
             yield from walk(layer.config, names)
 
 
+def parse_json(text, what: str):
+    """JSON text (str or bytes) as Python values; ValueError naming ``what`` if it is not
+    JSON or nests deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} nests too deeply to be a Keras config (more than "
+                         f"{MAX_JSON_DEPTH} levels)") from None
+    except ValueError as error:
+        raise ValueError(f"{what} is not valid JSON: {error}") from None
+    _check_depth(value, what)
+    return value
+
+
+def _check_depth(value, what: str) -> None:
+    # iterative: a recursive walk would fail on exactly the inputs it must refuse
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{what} nests too deeply to be a Keras config (more than "
+                             f"{MAX_JSON_DEPTH} levels)")
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+
+
 def _parsed(config, argument: str):
     if isinstance(config, (str, bytes)):
-        try:
-            return json.loads(config)
-        except ValueError as error:
-            raise ValueError(f"`{argument}` is not valid JSON: {error}") from None
+        return parse_json(config, f"`{argument}`")
+    if isinstance(config, (dict, list)):
+        _check_depth(config, f"`{argument}`")
     return config
 
 
@@ -96,3 +128,21 @@ def split_config(config):
     if _is_wrapped(config) or isinstance(config.get("layers"), list):
         return as_model_config(config, "config"), None
     return None, dict(config)
+
+
+def declared_kernel(layer_cfg) -> Optional[Tuple[int, ...]]:
+    """``(kd, kh, kw, filters)`` as a layer config states them, or None where it does not
+    (a partial or unreadable config is judged later, when the layer is built)."""
+    if not isinstance(layer_cfg, dict):
+        return None
+    size, filters = layer_cfg.get("kernel_size"), layer_cfg.get("filters")
+    if _is_count(size):
+        size = (size,) * 3
+    if (not isinstance(size, (list, tuple)) or len(size) != 3 or not all(map(_is_count, size))
+            or not _is_count(filters)):
+        return None
+    return tuple(size) + (filters,)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

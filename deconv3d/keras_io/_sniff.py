@@ -3,15 +3,15 @@ and the reader each format goes to."""
 
 from __future__ import annotations
 
-import json
 import os
 
 from . import _hdf5, _keras3, _legacy
 from ._contents import (FORMAT_LEGACY, FORMAT_LEGACY_WEIGHTS, FORMAT_WEIGHTS, KerasFileContents,
                         holds_its_own_config)
-from ._model_config import as_model_config, model_layers
+from ._model_config import as_model_config, model_layers, parse_json
 
 _ZIP_MAGIC = b"PK\x03\x04"
+
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -29,8 +29,9 @@ def read(path, model_config, argument: str) -> KerasFileContents:
         raise ValueError(f"{path} is a corrupt or truncated HDF5 file: {error}") from None
     try:
         with handle:
+            _hdf5.check_links(handle, path)
             return _read_hdf5(handle, path, supplied)
-    except OSError as error:
+    except _hdf5.UNREADABLE as error:
         raise ValueError(f"{path} is a corrupt or truncated HDF5 file: {error}") from None
 
 
@@ -73,9 +74,18 @@ def _sniff(path: str) -> str:
 
 
 def _read_hdf5(handle, path: str, supplied) -> KerasFileContents:
-    """Tell the HDF5 layouts apart by their top-level attributes and groups."""
+    """Find the layers, then read their weights (each checked against its config first)."""
+    version = (_hdf5.text(_hdf5.attribute(handle, "keras_version", "/", path))
+               if "keras_version" in handle.attrs else None)
+    file_format, has_config, layers, others = _walk_hdf5(handle, path, supplied)
+    return KerasFileContents(path, file_format, has_config, _hdf5.read_weights(layers, path),
+                             others, version)
+
+
+def _walk_hdf5(handle, path: str, supplied):
+    """``(format, has_config, entries, other layers)``, the HDF5 layouts told apart by their
+    top-level attributes and groups; the entries' weights are not read yet."""
     attrs = handle.attrs
-    version = _hdf5.text(attrs["keras_version"]) if "keras_version" in attrs else None
     if "model_config" in attrs or "model_weights" in handle:
         if supplied is not None:
             raise holds_its_own_config(path, FORMAT_LEGACY)
@@ -83,30 +93,25 @@ def _read_hdf5(handle, path: str, supplied) -> KerasFileContents:
             raise ValueError(f"{path}: legacy Keras HDF5 file without "
                              f"{'model_config' if 'model_config' not in attrs else 'model_weights'}"
                              f" (corrupt file?)")
-        try:
-            model_config = json.loads(_hdf5.text(attrs["model_config"]))
-        except ValueError as error:
-            raise ValueError(f"{path}: the model_config attribute is not valid JSON: "
-                             f"{error}") from None
+        model_config = parse_json(_hdf5.text(_hdf5.attribute(handle, "model_config", "/", path)),
+                                  f"{path}: the model_config attribute")
         if not isinstance(model_config, dict) or model_layers(model_config.get("config")) is None:
             raise ValueError(f"{path}: the model in this legacy HDF5 file has no list of layers "
                              f"in its config; only Functional and Sequential models are supported")
         layers, others = _legacy.walk_model(model_config["config"], handle["model_weights"], path)
-        return KerasFileContents(path, FORMAT_LEGACY, True, tuple(layers), others, version)
+        return FORMAT_LEGACY, True, layers, others
     if "layer_names" in attrs:
         if supplied is not None:
             layers, others = _legacy.walk_model(supplied["config"], handle, path)
-            return KerasFileContents(path, FORMAT_LEGACY_WEIGHTS, True, tuple(layers), others,
-                                     version)
+            return FORMAT_LEGACY_WEIGHTS, True, layers, others
         layers, others = _legacy.scan_weights(handle, path)
-        return KerasFileContents(path, FORMAT_LEGACY_WEIGHTS, False, tuple(layers), others,
-                                 version)
+        return FORMAT_LEGACY_WEIGHTS, False, layers, others
     if "layers" in handle or "vars" in handle:
         if supplied is not None:
             layers, others = _keras3.walk_model(supplied["config"], handle, "", path)
-            return KerasFileContents(path, FORMAT_WEIGHTS, True, tuple(layers), others, version)
+            return FORMAT_WEIGHTS, True, layers, others
         layers, others = _keras3.scan_weights(handle, "", path)
-        return KerasFileContents(path, FORMAT_WEIGHTS, False, tuple(layers), others, version)
+        return FORMAT_WEIGHTS, False, layers, others
     keys = ", ".join(list(handle.keys())[:10]) or "none"
     raise ValueError(f"{path} is an HDF5 file but not a Keras model or weights file (no "
                      f"model_config, model_weights, layer_names or layers; top-level "
