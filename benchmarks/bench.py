@@ -615,20 +615,40 @@ def best_peer(results: dict) -> Optional[str]:
     return min(usable, key=lambda p: results[p]["median_ms"]) if usable else None
 
 
-def roofline_limit_ms(case: Case, limits: dict) -> float:
-    """Least time any implementation could take: compute roof or output-write roof."""
-    compute = case.gflop / limits["matmul_gflops"]
-    writing = output_bytes(case) / 1e9 / limits["write_gbps"]
-    return max(compute, writing) * 1e3
+def useful_gflop(case: Case) -> float:
+    """Multiply-adds (2 FLOPs each) of taps that reach a kept output voxel: per axis, the
+    (input, tap) pairs landing inside Keras's window of the uncropped output."""
+    pairs = 1
+    for n, window in zip(case.input_shape[1:4], case_geometry(case)):
+        end = window.front_crop + window.length
+        pairs *= sum(1 for i in range(n) for t in range(case.kernel)
+                     if window.front_crop <= i * case.stride + t * case.dilation < end)
+    return 2 * case.input_shape[0] * pairs * case.in_channels * case.filters / 1e9
+
+
+def bytes_moved(case: Case) -> int:
+    """The least memory traffic: input and kernel read once, output written once."""
+    weights = case.kernel ** 3 * case.in_channels * case.filters
+    return (math.prod(case.input_shape) + weights) * 4 + output_bytes(case)
+
+
+def roofline_limits_ms(case: Case, limits: dict) -> dict:
+    """Least time any implementation could take under each roof: the useful multiply-adds
+    at the GEMM rate, and the bytes moved at the write bandwidth of the same run."""
+    return {"compute": useful_gflop(case) / limits["matmul_gflops"] * 1e3,
+            "memory": bytes_moved(case) / 1e9 / limits["write_gbps"] * 1e3}
 
 
 def summarize_case(case: Case, results: dict, limits: dict) -> dict:
     ours = results.get("deconv3d", {})
     peer = best_peer(results)
+    roofs = roofline_limits_ms(case, limits)
+    bound = max(roofs, key=roofs.get)
     summary = {"case": case.name, "spec": case.describe(), "gflop": case.gflop,
+               "useful_gflop": useful_gflop(case), "bytes_moved": bytes_moved(case),
                "output_shape": list(output_shape(case)), "output_bytes": output_bytes(case),
-               "results": results, "best_peer": peer, "ratio": None,
-               "roofline_limit_ms": roofline_limit_ms(case, limits), "roofline_fraction": None}
+               "results": results, "best_peer": peer, "ratio": None, "roofline_ms": roofs,
+               "bound": bound, "roofline_limit_ms": roofs[bound], "roofline_fraction": None}
     if ours.get("status") == "ok":
         summary["roofline_fraction"] = summary["roofline_limit_ms"] / ours["median_ms"]
         if peer:
@@ -779,7 +799,8 @@ def results_table(summaries: Sequence[dict]) -> List[str]:
     header = ["case", "GFLOP"]
     for impl in impls:
         header += [f"{impl} ms", f"{impl} GFLOP/s", f"{impl} MiB"]
-    header += ["best peer", "ratio", "roofline"] + (["vs baseline"] if with_baseline else [])
+    header += ["best peer", "ratio", "useful GFLOP", "bound", "roofline"]
+    header += ["vs baseline"] if with_baseline else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         row = [s["case"], f"{s['gflop']:.3g}"]
@@ -787,6 +808,7 @@ def results_table(summaries: Sequence[dict]) -> List[str]:
             row += result_cells(s["results"].get(impl, {}), s["gflop"])
         row += [s["best_peer"] or "–",
                 f"{s['ratio']:.2f}" if s["ratio"] else "–",
+                f"{s['useful_gflop']:.3g}", s["bound"],
                 f"{s['roofline_fraction']:.0%}" if s["roofline_fraction"] else "–"]
         if with_baseline:
             ratio = baseline_ratio(s)
@@ -900,7 +922,10 @@ def markdown_report(report: dict) -> str:
         *busy_machine_note(meta), "",
         "Median ms per call and GFLOP/s per implementation, peak extra memory (MiB) during "
         "the calls; ratio = deconv3d ms / best peer ms (below 1: deconv3d is faster); "
-        "roofline = fraction of the roofline limit deconv3d reaches. "
+        "useful GFLOP counts only taps that reach a kept output voxel; bound = the binding "
+        "roof, compute (useful GFLOP at the GEMM rate) or memory (input and kernel read and "
+        "output written once, at the write bandwidth); roofline = fraction of that limit "
+        "deconv3d reaches. "
         "⚠ marks an output that differs from deconv3d's.", "",
         *results_table(summaries), "",
         f"**Geometric mean of the ratios: {geomean:.2f}**" if geomean else
