@@ -6,6 +6,7 @@ Usage (from the root of a checkout where deconv3d is built or installed)::
     python benchmarks/bench.py --threads 1 --cases seed,unet-mid --repeats 20
     python benchmarks/bench.py --quick              # fewer, shorter repeats
     python benchmarks/bench.py --threads-scaling --cases unet-mid,gan
+    python benchmarks/bench.py --isa avx2           # as on a CPU without AVX-512
 
 Every implementation is timed the way a user calls it: an NDHWC float32 NumPy
 array goes in, a NumPy array comes out, and whatever wraps the computation (the
@@ -54,6 +55,12 @@ IMPLEMENTATIONS = ("deconv3d",) + PEERS
 # `deconv3d` package), timed in the same run; the child finds it through this variable.
 BASELINE = "baseline"
 BASELINE_ENV = "DECONV3D_BENCH_BASELINE"
+# `--isa` simulates a CPU with fewer instructions for everyone: deconv3d's kernel choice
+# and oneDNN's (PyTorch and TensorFlow both honour ONEDNN_MAX_CPU_ISA), set in every child.
+ISA_ENVIRONMENT = {
+    "avx2": {"DECONV3D_KERNEL": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "generic": {"DECONV3D_KERNEL": "generic", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 # Largest accepted |peer - deconv3d| / max|deconv3d| before a result is flagged.
 TOLERANCE = 1e-4
 CHILD_TIMEOUT_SECONDS = 1800
@@ -103,6 +110,11 @@ CASES = (
     Case("dilated", (1, 24, 24, 24, 32), 32, 3, 1, "same", dilation=2),
     Case("thin", (1, 64, 64, 64, 1), 8, 3, 2, "same"),
     Case("many-small", (64, 8, 8, 8, 16), 16, 3, 1, "valid"),
+    # few filters, as in a decoder's last layers: panels of one vector
+    Case("few-filters", (1, 32, 32, 32, 32), 4, 3, 2, "same"),
+    Case("one-filter", (1, 64, 64, 64, 16), 1, 2, 2, "valid"),
+    # a stride-1 refinement layer with kernel 5
+    Case("stride1-k5", (1, 24, 24, 24, 32), 32, 5, 1, "same"),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
 
@@ -545,11 +557,14 @@ def run_child(args) -> int:
     return 0
 
 
-def child_environment(threads: int, baseline: Optional[str] = None) -> dict:
-    """Every runtime pinned to the same thread count; TF's startup chatter silenced."""
+def child_environment(threads: int, baseline: Optional[str] = None,
+                      isa: Optional[str] = None) -> dict:
+    """Every runtime pinned to the same thread count (and instruction set, with --isa);
+    TF's startup chatter silenced."""
     env = dict(os.environ)
     if baseline:
         env[BASELINE_ENV] = str(Path(baseline).resolve())
+    env.update(ISA_ENVIRONMENT.get(isa, {}))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -567,7 +582,8 @@ def run_in_subprocess(child_args: Sequence[str], threads: int, args) -> dict:
         if args.quick:
             command.append("--quick")
         try:
-            process = subprocess.run(command, env=child_environment(threads, args.baseline),
+            env = child_environment(threads, args.baseline, args.isa)
+            process = subprocess.run(command, env=env,
                                      timeout=CHILD_TIMEOUT_SECONDS, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         except subprocess.TimeoutExpired:
@@ -599,20 +615,40 @@ def best_peer(results: dict) -> Optional[str]:
     return min(usable, key=lambda p: results[p]["median_ms"]) if usable else None
 
 
-def roofline_limit_ms(case: Case, limits: dict) -> float:
-    """Least time any implementation could take: compute roof or output-write roof."""
-    compute = case.gflop / limits["matmul_gflops"]
-    writing = output_bytes(case) / 1e9 / limits["write_gbps"]
-    return max(compute, writing) * 1e3
+def useful_gflop(case: Case) -> float:
+    """Multiply-adds (2 FLOPs each) of taps that reach a kept output voxel: per axis, the
+    (input, tap) pairs landing inside Keras's window of the uncropped output."""
+    pairs = 1
+    for n, window in zip(case.input_shape[1:4], case_geometry(case)):
+        end = window.front_crop + window.length
+        pairs *= sum(1 for i in range(n) for t in range(case.kernel)
+                     if window.front_crop <= i * case.stride + t * case.dilation < end)
+    return 2 * case.input_shape[0] * pairs * case.in_channels * case.filters / 1e9
+
+
+def bytes_moved(case: Case) -> int:
+    """The least memory traffic: input and kernel read once, output written once."""
+    weights = case.kernel ** 3 * case.in_channels * case.filters
+    return (math.prod(case.input_shape) + weights) * 4 + output_bytes(case)
+
+
+def roofline_limits_ms(case: Case, limits: dict) -> dict:
+    """Least time any implementation could take under each roof: the useful multiply-adds
+    at the GEMM rate, and the bytes moved at the write bandwidth of the same run."""
+    return {"compute": useful_gflop(case) / limits["matmul_gflops"] * 1e3,
+            "memory": bytes_moved(case) / 1e9 / limits["write_gbps"] * 1e3}
 
 
 def summarize_case(case: Case, results: dict, limits: dict) -> dict:
     ours = results.get("deconv3d", {})
     peer = best_peer(results)
+    roofs = roofline_limits_ms(case, limits)
+    bound = max(roofs, key=roofs.get)
     summary = {"case": case.name, "spec": case.describe(), "gflop": case.gflop,
+               "useful_gflop": useful_gflop(case), "bytes_moved": bytes_moved(case),
                "output_shape": list(output_shape(case)), "output_bytes": output_bytes(case),
-               "results": results, "best_peer": peer, "ratio": None,
-               "roofline_limit_ms": roofline_limit_ms(case, limits), "roofline_fraction": None}
+               "results": results, "best_peer": peer, "ratio": None, "roofline_ms": roofs,
+               "bound": bound, "roofline_limit_ms": roofs[bound], "roofline_fraction": None}
     if ours.get("status") == "ok":
         summary["roofline_fraction"] = summary["roofline_limit_ms"] / ours["median_ms"]
         if peer:
@@ -763,7 +799,8 @@ def results_table(summaries: Sequence[dict]) -> List[str]:
     header = ["case", "GFLOP"]
     for impl in impls:
         header += [f"{impl} ms", f"{impl} GFLOP/s", f"{impl} MiB"]
-    header += ["best peer", "ratio", "roofline"] + (["vs baseline"] if with_baseline else [])
+    header += ["best peer", "ratio", "useful GFLOP", "bound", "roofline"]
+    header += ["vs baseline"] if with_baseline else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         row = [s["case"], f"{s['gflop']:.3g}"]
@@ -771,6 +808,7 @@ def results_table(summaries: Sequence[dict]) -> List[str]:
             row += result_cells(s["results"].get(impl, {}), s["gflop"])
         row += [s["best_peer"] or "–",
                 f"{s['ratio']:.2f}" if s["ratio"] else "–",
+                f"{s['useful_gflop']:.3g}", s["bound"],
                 f"{s['roofline_fraction']:.0%}" if s["roofline_fraction"] else "–"]
         if with_baseline:
             ratio = baseline_ratio(s)
@@ -850,6 +888,15 @@ def baseline_note(report: dict) -> List[str]:
             "(deconv3d ms / baseline ms)", ""]
 
 
+def isa_note(meta: dict) -> List[str]:
+    """The --isa simulation, in the header: every number below depends on it."""
+    isa = meta.get("isa")
+    if not isa:
+        return []
+    settings = ", ".join(f"{k}={v}" for k, v in ISA_ENVIRONMENT[isa].items())
+    return [f"- Instruction set: {isa} simulated for every implementation ({settings})"]
+
+
 def markdown_report(report: dict) -> str:
     meta, limits, summaries = report["meta"], report["limits"], report["cases"]
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
@@ -860,6 +907,7 @@ def markdown_report(report: dict) -> str:
         f"- Machine: {meta['cpu_model']}, {meta['logical_cpus']} logical CPUs "
         f"({meta['usable_cpus']} usable), {meta['platform']}",
         f"- Threads: {meta['threads']} for every implementation and for the GEMM peak",
+        *isa_note(meta),
         f"- Date: {meta['date']}; load average at start {meta['load_average_start']}, "
         f"at end {meta.get('load_average_end')}",
         f"- deconv3d {meta['versions'].get('deconv3d')}, "
@@ -874,7 +922,10 @@ def markdown_report(report: dict) -> str:
         *busy_machine_note(meta), "",
         "Median ms per call and GFLOP/s per implementation, peak extra memory (MiB) during "
         "the calls; ratio = deconv3d ms / best peer ms (below 1: deconv3d is faster); "
-        "roofline = fraction of the roofline limit deconv3d reaches. "
+        "useful GFLOP counts only taps that reach a kept output voxel; bound = the binding "
+        "roof, compute (useful GFLOP at the GEMM rate) or memory (input and kernel read and "
+        "output written once, at the write bandwidth); roofline = fraction of that limit "
+        "deconv3d reaches. "
         "⚠ marks an output that differs from deconv3d's.", "",
         *results_table(summaries), "",
         f"**Geometric mean of the ratios: {geomean:.2f}**" if geomean else
@@ -996,6 +1047,7 @@ def run_full(args) -> None:
     cases = selected_cases(args.cases)
     meta = run_metadata(args.threads)
     meta["baseline"] = describe_baseline(args.baseline)
+    meta["isa"] = args.isa
     limit_runs = [measure_limits_in_child(args)]
     measured = measure_all(cases, args)
     if not args.quick:  # a second reading, in case the first met a busy neighbour
@@ -1007,12 +1059,12 @@ def run_full(args) -> None:
               "limit_measurements": limit_runs, "tolerance": TOLERANCE, "cases": summaries,
               "geomean_ratio": geometric_mean([s["ratio"] for s in summaries]),
               "total_seconds": time.perf_counter() - started}
-    write_report(report, Path(args.out), args.threads)
+    write_report(report, Path(args.out), args.threads, args.isa)
 
 
-def write_report(report: dict, out_dir: Path, threads: int) -> None:
+def write_report(report: dict, out_dir: Path, threads: int, isa: Optional[str] = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['meta']['date'][:10]}-{threads}t"
+    stem = f"{report['meta']['date'][:10]}-{threads}t" + (f"-{isa}" if isa else "")
     markdown = markdown_report(report)
     (out_dir / f"{stem}.md").write_text(markdown)
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -1064,6 +1116,10 @@ def parse_args(argv=None):
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated peers to time (default {','.join(PEERS)}; "
                              "'none' for deconv3d alone, e.g. against --baseline)")
+    parser.add_argument("--isa", choices=sorted(ISA_ENVIRONMENT),
+                        help="simulate a CPU with only this instruction set for every "
+                             "implementation (DECONV3D_KERNEL for deconv3d, ONEDNN_MAX_CPU_ISA "
+                             "for PyTorch and TensorFlow); named in the report and its file name")
     parser.add_argument("--child", nargs="+", metavar="IMPL CASE", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

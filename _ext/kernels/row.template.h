@@ -4,12 +4,15 @@
  *   NV            vectors per voxel row of the tile: NR = NV * L
  *   TAPS          w taps of a (d, h) tap pair: 2 or 3
  *   SPACING       input voxels between consecutive w taps: 1 or 2
- * and, for the ISA and dtype, what gemm.template.h needs plus PREFETCH(address).  NAME
+ * and, for the ISA and dtype, what gemm.template.h needs plus PREFETCH(address),
+ * ROW_FMADD and ROW_FMADD_FROM (x86_ops.h) and optionally ROW_WEIGHT_REGS_TAPS.  NAME
  * and SPACING are undefined at the end; the others stay (x86_row_kernels.h sets NV and
  * TAPS once for a family of kernels).
  *
- * All MR voxels stay in registers: with NV = 2 and 3 taps that is 24 accumulators,
- * 6 weight vectors and one broadcast, 31 of the 32 zmm.  The tile's start and end are
+ * All MR voxels stay in registers: with AVX-512, NV = 2 and 3 taps that is 24
+ * accumulators, 6 weight vectors and one broadcast, 31 of the 32 zmm; with AVX2 and
+ * NV = 1, 12 accumulators, a broadcast and the weights of 2 taps (KEPT_TAPS), while a
+ * third tap's multiply-adds read their weights from L1.  The tile's start and end are
  * tile_start.template.h and tile_end.template.h, as in gemm.template.h. */
 
 __attribute__((target(TARGET)))
@@ -19,6 +22,12 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
 {
     /* input voxels a run reads, and every third of them (see q below) */
     enum { ELEMENTS = DC3_RUN + SPACING * (TAPS - 1), BASES = (ELEMENTS + 2) / 3 };
+    /* taps whose weights stay in registers; the others' come from memory */
+#ifdef ROW_WEIGHT_REGS_TAPS
+    enum { KEPT_TAPS = TAPS < ROW_WEIGHT_REGS_TAPS ? TAPS : ROW_WEIGHT_REGS_TAPS };
+#else
+    enum { KEPT_TAPS = TAPS };
+#endif
     V acc[DC3_MR][NV];
 #define TILE_ROWS DC3_MR
 #define TILE_OUT out
@@ -48,7 +57,7 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
         for (ptrdiff_t c = 0; c < channels; c++, wc += NV * L) {
             V wv[TAPS][NV];
 #pragma GCC unroll 4
-            for (int t = 0; t < TAPS; t++) {
+            for (int t = 0; t < KEPT_TAPS; t++) {
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++)
                     wv[t][v] = LOADU(wc + t * channels * NV * L + v * L);
@@ -63,9 +72,13 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
                         const int m = e - SPACING * t;
                         if (m >= 0 && m < DC3_RUN) {
 #pragma GCC unroll 4
-                            for (int v = 0; v < NV; v++)
-                                acc[DC3_RUN * r + m][v] =
-                                    FMADD(x, wv[t][v], acc[DC3_RUN * r + m][v]);
+                            for (int v = 0; v < NV; v++) {
+                                V *s = &acc[DC3_RUN * r + m][v];
+                                if (t < KEPT_TAPS)
+                                    *s = ROW_FMADD(x, wv[t][v], *s);
+                                else
+                                    *s = ROW_FMADD_FROM(x, wc + t * channels * NV * L + v * L, *s);
+                            }
                         }
                     }
                 }
@@ -82,3 +95,4 @@ static void NAME(ptrdiff_t ntaps, ptrdiff_t channels, const T **a, const T *w,
 #undef SPACING
 #undef TILE_ROWS
 #undef TILE_OUT
+

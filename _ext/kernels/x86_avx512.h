@@ -17,7 +17,7 @@
 #define RELU(v, z) VOP(mask_mov_)(v, DC3_CAT(VOP(cmp_), _mask)(v, z, _CMP_LT_OQ), z)
 /* all 12 rows in one pass, whatever the panel width */
 #define TWO_VECTOR_ROWS 12
-#define ROW_KERNELS 1
+#define ROW_KERNELS 2
 
 #include "x86_dtypes.h"
 #include "x86_isa_end.h"

@@ -8,3 +8,5 @@
 #undef RELU
 #undef TWO_VECTOR_ROWS
 #undef ROW_KERNELS
+#undef ROW_FMADD_PREFIX
+#undef ROW_WEIGHT_REGS_TAPS

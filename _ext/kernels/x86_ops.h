@@ -31,6 +31,14 @@
 #define SET1 VOP(set1_)
 #define FMADD VOP(fmadd_)
 #define STREAM VOP(stream_)
+/* the row kernels' multiply-add: the ISA's own where it defines one */
+#ifdef ROW_FMADD_PREFIX
+#define ROW_FMADD DC3_CAT(ROW_FMADD_PREFIX, SUFFIX)
+#define ROW_FMADD_FROM DC3_CAT3(ROW_FMADD_PREFIX, from_, SUFFIX)
+#else
+#define ROW_FMADD FMADD
+#define ROW_FMADD_FROM(x, p, acc) FMADD(x, LOADU(p), acc)
+#endif
 
 /* dc3_<dtype>_gemm_12x<NR>_<isa> and dc3_<dtype>_row_12x<NR>_t<taps>s<spacing>_<isa> */
 #define DC3_GEMM_NAME(nr) DC3_CAT6(dc3_f, DC3_BITS, _gemm_12x, nr, _, ISA)

@@ -12,5 +12,7 @@
 #undef SET1
 #undef FMADD
 #undef STREAM
+#undef ROW_FMADD
+#undef ROW_FMADD_FROM
 #undef DC3_GEMM_NAME
 #undef DC3_ROW_NAME

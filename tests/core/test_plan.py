@@ -2,8 +2,8 @@
 
 Every case names the paths it exists to cover (`Plan.explain()["paths"]`); a retuned
 threshold or a CPU without some kernels then fails here instead of silently covering
-less.  Paths that need a kernel this CPU lacks (the row kernels and wide panels are
-AVX-512 only) are expected only where `_core.find_kernel` finds one.
+less.  Paths that need a kernel this CPU lacks (the wide panels and two-vector row
+kernels are AVX-512 only) are expected only where `_core.find_kernel` finds one.
 """
 
 import sys
