@@ -6,6 +6,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 ACTIVATION_CODES: Dict[str, int]
+PANEL_WIDTHS: Dict[int, Tuple[int, int, int]]
 TUNING: Dict[str, int]
 openmp_enabled: bool
 openmp_version: int

@@ -31,12 +31,14 @@ def test_facts_are_consistent():
         assert facts["link_args"] or facts["compile_args"]
 
 
-def test_kernels_named_are_those_of_the_chosen_isa():
+def test_kernels_named_are_those_of_the_chosen_isa(tmp_path):
     """DECONV3D_KERNEL=generic leaves only the portable gemm kernels, and no row kernels;
     otherwise the normal-width gemm kernel is of the ISA micro_kernel names first."""
     script = "from deconv3d import info; print(info.facts()['kernels'])"
+    # from an empty folder, so a checkout's unbuilt deconv3d/ cannot shadow the installed one
     portable = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              env={**os.environ, "DECONV3D_KERNEL": "generic"}, check=True)
+                              env={**os.environ, "DECONV3D_KERNEL": "generic"}, check=True,
+                              cwd=tmp_path)
     for part in portable.stdout.strip().split("; "):
         names = part.split(": ")[1].split(" + ")[0].split()
         assert len(names) == 3 and all(n.endswith("_generic") for n in names), part
