@@ -36,13 +36,14 @@ CASES = [
     (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3, {"disjoint"}),
     (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1, {"disjoint"}),
     (4, 1, 1, "valid", (2, 1, 3), (2, 3, 4), 5, 2, {"disjoint"}),
-    # row kernels: 2 or 3 w taps, 1 or 2 apart, one- and two-vector panels
+    # row kernels: 2 or 3 w taps, 1 or 2 apart, one- and two-vector panels (each with a
+    # reduction of at least W_LINES_MIN_REDUCTION = 96 taps x channels, or no w_lines)
     (32, 3, 1, "same", 1, (3, 5, 20), 8, 1, {"w_lines", "row_kernel", "columns"}),
     (16, 3, 1, "valid", 1, (2, 3, 17), 5, 2, {"w_lines", "row_kernel", "columns"}),
-    (32, 3, 2, "same", 1, (3, 3, 14), 6, 1, {"w_lines", "row_kernel"}),
-    (32, 4, 2, "same", 1, (2, 3, 13), 4, 1, {"w_lines", "row_kernel"}),
-    (32, 2, 1, "same", 2, (3, 2, 16), 5, 1, {"w_lines", "row_kernel"}),
-    (16, 3, 1, "same", 2, (2, 4, 19), 3, 1, {"w_lines", "row_kernel"}),
+    (32, 3, 2, "same", 1, (3, 3, 14), 12, 1, {"w_lines", "row_kernel"}),
+    (32, 4, 2, "same", 1, (2, 3, 13), 12, 1, {"w_lines", "row_kernel"}),
+    (32, 2, 1, "same", 2, (3, 2, 16), 12, 1, {"w_lines", "row_kernel"}),
+    (16, 3, 1, "same", 2, (2, 4, 19), 4, 1, {"w_lines", "row_kernel"}),
     (16, 3, 1, "valid", 1, (2, 3, 8), 16, 20, {"w_lines", "row_kernel"}),
     # a packed kernel too large to sweep every phase per item (> 1 MiB)
     (64, 3, 2, "same", 1, (2, 2, 3), 256, 1, {"phase_per_item"}),
