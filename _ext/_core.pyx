@@ -37,7 +37,9 @@ it feeds and keep the taps' weights in registers: half the loads per multiply-ad
 
 When the kernel equals the stride and nothing is cropped (the U-Net up-sampling
 layer), every input voxel owns its own block of outputs and `_disjoint_item` runs
-the whole layer as one matrix product written into strided output positions.
+the whole layer as one matrix product written into strided output positions; with
+few filters, the product's columns are every phase's filters side by side
+(`_phase_columns_item`), not one padded panel per phase.
 Outputs too large for the cache are written with non-temporal stores.  Threads take
 whole work items (tile ranges), so no two ever write the same voxel: no atomics, no
 races, and the summation order of every output does not depend on the thread count.
@@ -176,6 +178,11 @@ cdef class PackedKernel:
     cdef readonly object axis_taps          # (3, max stride): taps per phase of each axis
     cdef readonly object axis_delta         # (3, max stride, max taps): input offsets
     cdef readonly object phase_offset       # where each phase's panels start in weights
+    # kernel == stride with few filters: every phase's filters side by side as the columns
+    # of one set of panels, (column_blocks, C, column_nr), and the bias repeated to match;
+    # None where that would not save at least half the padded columns (_phase_columns)
+    cdef readonly object column_weights, column_bias
+    cdef readonly Py_ssize_t column_nr, column_blocks
     cdef dict _plans
 
     def __init__(self, kernel, bias, strides, dilations, dtype):
@@ -197,6 +204,7 @@ cdef class PackedKernel:
             padded = np.zeros(self.filter_blocks * self.nr, dtype=dtype)
             padded[:filters] = bias
             self.bias = _aligned_copy(padded)
+        self._phase_columns(kernel, bias, axes)
 
     def _index_taps(self, axes):
         """axis_taps, axis_delta and the tap counts, from each axis's phases."""
@@ -213,6 +221,37 @@ cdef class PackedKernel:
                 for j, (_, offset) in enumerate(pairs):
                     delta[a, r, j] = offset
         self.axis_taps, self.axis_delta = taps, delta
+
+    def _phase_columns(self, kernel, bias, axes):
+        """column_weights and column_bias, where the kernel equals the stride.
+
+        There every phase has one tap, at input offset 0: each input voxel's outputs
+        are one matrix product with columns (phase, filter).  A layer with 1-4 filters
+        pads each phase's panel to 8 or 16 columns; side by side, 8 phases of one
+        filter fill one 8-column panel (one-filter k2 s2: 8x fewer multiply-adds).
+        """
+        self.column_weights = self.column_bias = None
+        self.column_nr = self.column_blocks = 0
+        if any(len(pairs) != 1 or pairs[0][1] != 0 for phases in axes for pairs in phases):
+            return
+        phases = self.kernel_size[0] * self.kernel_size[1] * self.kernel_size[2]
+        columns = phases * self.filters
+        nr = _panel_width(columns, kernel.dtype.itemsize)
+        blocks = -(-columns // nr)
+        if (columns == 0 or self.channels == 0
+                or 2 * blocks * nr > phases * self.filter_blocks * self.nr):
+            return
+        # with kernel == stride, phase (rd, rh, rw) is tap (rd, rh, rw): column
+        # ((rd * sh + rh) * sw + rw) * F + f holds kernel[rd, rh, rw, f, :]
+        padded = np.zeros((self.channels, blocks * nr), dtype=kernel.dtype)
+        padded[:, :columns] = kernel.reshape(columns, self.channels).T
+        self.column_weights = _aligned_copy(
+            padded.reshape(self.channels, blocks, nr).transpose(1, 0, 2).ravel())
+        if bias is not None:
+            repeated = np.zeros(blocks * nr, dtype=kernel.dtype)
+            repeated[:columns] = np.tile(np.asarray(bias, dtype=kernel.dtype), phases)
+            self.column_bias = _aligned_copy(repeated)
+        self.column_nr, self.column_blocks = nr, blocks
 
     def _panels(self, kernel, axes):
         """The packed weights, phase after phase; sets phase_offset."""
@@ -293,6 +332,7 @@ cdef class Plan:
     cdef void* zeros
     cdef const dc3_kernel* gemm
     cdef bint empty, all_phases
+    cdef object column_offset           # phase_columns: each column's output offset
     cdef readonly PackedKernel kernel
     cdef readonly tuple input_shape, output_shape, crops
     cdef readonly int threads, activation
@@ -310,8 +350,8 @@ cdef class Plan:
         self.itemsize = kernel.weights.dtype.itemsize
         for a in range(5):
             self.shape[a], self.shape[5 + a] = input_shape[a], output_shape[a]
-        self.gemm = dc3_find_kernel(self.itemsize, DC3_KIND_GEMM, kernel.nr, 0, 0)
         self._geometry()
+        self.gemm = dc3_find_kernel(self.itemsize, DC3_KIND_GEMM, self.g.nr, 0, 0)
         self.empty = (self.g.N == 0 or self.g.OD == 0 or self.g.OH == 0 or self.g.OW == 0
                       or self.g.F == 0)
         self.phases = <PhasePlan*>calloc(max(1, self.g.sd * self.g.sh * self.g.sw),
@@ -348,6 +388,16 @@ cdef class Plan:
         g.kc = KC_F32 if self.itemsize == 4 else KC_F64
         g.disjoint = (k.kernel_size == k.strides and self.crops == (0, 0, 0)
                       and (g.OD, g.OH, g.OW) == (g.D * g.sd, g.H * g.sh, g.W * g.sw))
+        g.phase_columns = g.disjoint and k.column_weights is not None
+        if g.phase_columns:
+            g.nr, g.blocks = k.column_nr, k.column_blocks
+            g.stream = False        # a few values per output line: nothing to stream
+            g.columns = g.sd * g.sh * g.sw * g.F
+            # column ((rd * sh + rh) * sw + rw) * F + f: phase (rd, rh, rw), filter f
+            rd, rh, rw, f = np.meshgrid(np.arange(g.sd), np.arange(g.sh), np.arange(g.sw),
+                                        np.arange(g.F), indexing="ij")
+            self.column_offset = np.ascontiguousarray(
+                (((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), dtype=np.intp)
 
     cdef void _phases(self):
         """Each phase's taps, input-grid range and weights."""
@@ -481,8 +531,8 @@ cdef class Plan:
 
         Returns a dict: `paths` (a frozenset naming every path the call takes:
         "disjoint", "batch_tiles", "line_tiles", "w_lines", "row_kernel", "columns",
-        "stream", "all_phases", "phase_per_item"), the kernel names, the work split,
-        and one dict per phase.
+        "stream", "all_phases", "phase_per_item", "phase_columns"), the kernel names, the
+        work split, and one dict per phase.
         """
         cdef Geometry* g = &self.g
         cdef PhasePlan* pp
@@ -502,6 +552,8 @@ cdef class Plan:
         if not self.empty:
             paths.add("disjoint" if g.disjoint else "w_lines" if g.w_lines
                       else "batch_tiles" if g.batch_fastest else "line_tiles")
+            if g.phase_columns:
+                paths.add("phase_columns")
             paths.add("all_phases" if self.all_phases or g.disjoint else "phase_per_item")
             if g.stream:
                 paths.add("stream")
@@ -547,6 +599,13 @@ cdef class Plan:
         call.bias = (NULL if self.kernel.bias is None
                      else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
         call.zeros, call.g, call.phases, call.gemm = self.zeros, &self.g, self.phases, self.gemm
+        call.column_offset = NULL
+        if self.g.phase_columns:
+            call.weights = cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_weights)
+            call.bias = (NULL if self.kernel.column_bias is None
+                         else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_bias))
+            call.column_offset = <const Py_ssize_t*>cnp.PyArray_DATA(
+                <cnp.ndarray>self.column_offset)
         call.axis_delta = self._delta(0)
         cdef Py_ssize_t done
         with nogil:

@@ -1,6 +1,7 @@
 # Executing a plan: the steps of one work item, with stated inputs and outputs.
 #   general path:  _build_tables (tile voxels, masks, table) -> _reduce_tiles -> _finish_tiles
-#   kernel == stride, nothing cropped:  _disjoint_item (one matrix product into strided rows)
+#   kernel == stride, nothing cropped:  _disjoint_item (one matrix product into strided rows),
+#                                       or with few filters _phase_columns_item
 # Threads own whole work items (tile ranges of phases), so no two write the same voxel.
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
@@ -24,6 +25,8 @@ cdef struct Call:
     const Geometry* g
     const PhasePlan* phases
     const dc3_kernel* gemm      # the kernel for the packed panel width
+    const Py_ssize_t* column_offset  # phase_columns: where each column goes, from a voxel's
+                                     # block origin (weights and bias are then the column panels)
 
 
 cdef struct Workspace:
@@ -353,12 +356,58 @@ cdef inline void _disjoint_item(const Call* call, Py_ssize_t first_tile, Py_ssiz
                                       scratch + m * nr, ncols, ncols == nr, activation)
 
 
+cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
+                                     Py_ssize_t n_tiles, Workspace* ws,
+                                     floating* out) noexcept nogil:
+    """Tiles [first_tile, first_tile + n_tiles) when the kernel equals the stride and the
+    filters are few.
+
+    As _disjoint_item, but one product gives every phase at once: the panels' columns
+    are (phase, filter), so one filter's 8 phases (k2 s2) fill an 8-wide panel instead
+    of padding 8 panels of their own.  The sums land in the scratch tile and go out
+    column by column to their phases' positions (a few values per output line).
+    """
+    cdef const Geometry* g = call.g
+    cdef Py_ssize_t j, tile, m, c, ncols, nr = g.nr, no_offset = 0
+    cdef int activation = _unfused(g)
+    cdef floating** outp = <floating**>ws.outp
+    cdef floating* scratch = <floating*>ws.scratch
+    cdef floating* dst
+    cdef const floating* src
+    cdef const floating* bias = <const floating*>call.bias
+    _disjoint_rows(call, first_tile, n_tiles, ws, <const floating*>call.x)
+    for m in range(DC3_MR):
+        outp[m] = scratch + m * nr
+    for j in range(g.blocks):
+        ncols = min(nr, g.columns - j * nr)
+        for tile in range(n_tiles):
+            _call_kernel(call.gemm, 1, g.C, <const floating**>ws.aptr + tile * DC3_MR,
+                         <const floating*>call.weights + j * g.C * nr, &no_offset,
+                         _block_bias(bias, j, nr), outp, False, _exit_flags(g, False), g.C)
+            for m in range(DC3_MR):
+                if ws.obase[tile * DC3_MR + m] < 0:
+                    break
+                dst = out + ws.obase[tile * DC3_MR + m]
+                src = scratch + m * nr
+                if activation == ACT_LINEAR:
+                    for c in range(ncols):
+                        dst[call.column_offset[j * nr + c]] = src[c]
+                else:
+                    for c in range(ncols):
+                        dst[call.column_offset[j * nr + c]] = <floating>_activate(
+                            src[c], activation)
+
+
 cdef inline void _run_item(const Call* call, const Py_ssize_t* item,
                            Workspace* ws, floating* out) noexcept nogil:
     """One work item (first phase, phase count, first tile): up to g.chunk_tiles tiles
     of each of its phases."""
     cdef const Geometry* g = call.g
     cdef Py_ssize_t p, tiles
+    if g.phase_columns:
+        _phase_columns_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles), ws,
+                            out)
+        return
     if g.disjoint:
         _disjoint_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles), ws, out)
         return

@@ -48,8 +48,11 @@ cdef struct Geometry:
     # tile order: batch index fastest (many images, small volumes) or w fastest; with
     # w fastest, w_lines puts each row's interior into whole tiles (see _row_split)
     bint batch_fastest, w_lines
-    # kernel == stride with nothing cropped: _disjoint_item computes the layer
-    bint disjoint
+    # kernel == stride with nothing cropped: _disjoint_item computes the layer; with
+    # phase_columns, from panels whose columns are (phase, filter), `columns` of them
+    # (nr and blocks are then those panels')
+    bint disjoint, phase_columns
+    Py_ssize_t columns
     # an activation code (_activations.pxd); write with non-temporal stores
     int activation
     bint stream

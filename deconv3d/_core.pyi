@@ -33,6 +33,10 @@ class PackedKernel:
     axis_taps: np.ndarray
     axis_delta: np.ndarray
     phase_offset: np.ndarray
+    column_weights: Optional[np.ndarray]
+    column_bias: Optional[np.ndarray]
+    column_nr: int
+    column_blocks: int
     def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
                  strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
                  dtype: npt.DTypeLike) -> None: ...

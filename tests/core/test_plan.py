@@ -36,6 +36,8 @@ CASES = [
     (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3, {"disjoint"}),
     (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1, {"disjoint"}),
     (4, 1, 1, "valid", (2, 1, 3), (2, 3, 4), 5, 2, {"disjoint"}),
+    # few filters: every phase's filters side by side in one panel
+    (1, 2, 2, "valid", 1, (3, 4, 5), 16, 2, {"disjoint", "phase_columns"}),
     # row kernels: 2 or 3 w taps, 1 or 2 apart, one- and two-vector panels (each with a
     # reduction of at least W_LINES_MIN_REDUCTION = 96 taps x channels, or no w_lines)
     (32, 3, 1, "same", 1, (3, 5, 20), 8, 1, {"w_lines", "row_kernel", "columns"}),
@@ -92,7 +94,7 @@ def test_every_path_is_claimed_by_some_case():
     """The vocabulary of explain() and the cases above cover each other."""
     claimed = set().union(*(case[-1] for case in CASES))
     assert claimed == {"batch_tiles", "line_tiles", "w_lines", "columns", "disjoint",
-                       "row_kernel", "phase_per_item", "all_phases", "stream"}
+                       "row_kernel", "phase_per_item", "all_phases", "stream", "phase_columns"}
 
 
 def test_exactly_one_tile_order_per_plan():
@@ -115,7 +117,7 @@ def test_plan_is_computed_once_per_input_shape():
 
 
 def test_explain_names_kernels_and_phases():
-    layer, x = make_layer(CASES[13], "float32", num_threads=2)
+    layer, x = make_layer(CASES[14], "float32", num_threads=2)
     info = layer._core_plan(x.shape).explain()
     assert info["kernel"] == _core.find_kernel(4, "gemm", info["nr"])
     assert info["threads"] == 2 and info["items"] >= 1 and info["tiles_per_item"] >= 1
