@@ -87,7 +87,24 @@ def check_case(config, shape, chunks, compute, seed=0):
     actual = compute(lazy)
     assert actual.shape == reference.shape and actual.dtype == reference.dtype
     assert relative_error(actual, reference) <= 1e-6, (config, shape, chunks)
-    # Stronger than the 1e-6 promised: the core sums every voxel's taps and channels in an
-    # order that does not depend on where its block starts (checked with every micro-kernel
-    # set, DECONV3D_KERNEL=avx2/generic too), so blocks are bit-identical to the whole call.
-    assert np.array_equal(actual, reference, equal_nan=True), (config, shape, chunks)
+    # Stronger than the 1e-6 promised wherever the summation order allows: the gemm
+    # kernels sum every voxel's taps and channels in an order that does not depend on
+    # where its block starts, so blocks are bit-identical to the whole call (checked with
+    # every micro-kernel set, DECONV3D_KERNEL=avx2/generic too).  A row kernel sums a
+    # voxel's w taps channel by channel instead, and whether a voxel lands in a row run
+    # or a border column depends on its block's edges: there only the 1e-6 holds.
+    if not may_use_row_kernels(layer):
+        assert np.array_equal(actual, reference, equal_nan=True), (config, shape, chunks)
+
+
+def may_use_row_kernels(layer):
+    """Whether the core may give some of this built layer's tiles to the row kernels:
+    its reduction is long enough for the w_lines order and this CPU has row kernels
+    for its panel width."""
+    from deconv3d import _core
+
+    packed = layer._state[2]
+    heavy = packed.max_taps * packed.channels >= _core.TUNING["W_LINES_MIN_REDUCTION"]
+    itemsize = packed.weights.dtype.itemsize
+    return heavy and any(_core.find_kernel(itemsize, "row", packed.nr, taps, spacing)
+                         for taps in (2, 3) for spacing in (1, 2))

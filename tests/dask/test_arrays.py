@@ -59,6 +59,10 @@ NAMED = {
         (1, 5, 6, 4, 3), (1, 2, 1, 3, 3)),
     "stride above kernel": (dict(filters=2, kernel_size=1, strides=3), (1, 4, 5, 3, 2),
                             (1, 1, 2, 3, 1)),
+    "row kernels in the whole call and in blocks": (
+        dict(filters=4, kernel_size=3, padding="same"), (1, 3, 4, 20, 8), (1, 3, 2, 7, 8)),
+    "few filters, every phase side by side": (
+        dict(filters=1, kernel_size=2, strides=2), (1, 5, 6, 7, 16), (1, 2, 4, 3, 16)),
     "channels_first, channels split": (
         dict(filters=3, kernel_size=3, strides=2, padding="same",
              data_format="channels_first"), (2, 5, 6, 5, 4), (1, (2, 3), 2, (1, 4), 3)),
