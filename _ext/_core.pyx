@@ -73,7 +73,8 @@ PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
                 8: (DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)}
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
-    "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "KC_F32": KC_F32, "KC_F64": KC_F64,
+    "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "THIN_MAX_CHANNELS": THIN_MAX_CHANNELS,
+    "KC_F32": KC_F32, "KC_F64": KC_F64,
     "MAX_ITEM_TILES": MAX_ITEM_TILES, "MIN_ITEMS_PER_THREAD": MIN_ITEMS_PER_THREAD,
     "MAX_TABLE_BYTES": MAX_TABLE_BYTES,
     "ALL_PHASES_MAX_KERNEL_BYTES": ALL_PHASES_MAX_KERNEL_BYTES,
@@ -449,7 +450,8 @@ cdef class Plan:
                            &lo, &k, &r, &run)
                 if k > 0:
                     g.batch_fastest = False
-        g.w_lines = not g.batch_fastest and heavy and not g.disjoint
+        g.w_lines = (not g.batch_fastest and (heavy or g.C <= THIN_MAX_CHANNELS)
+                     and not g.disjoint)
 
     cdef void _tiles(self):
         """Each phase's tiles (and row split and row kernel, in w_lines order)."""
@@ -464,8 +466,12 @@ cdef class Plan:
                 pp.tiles = 0
                 continue
             if g.w_lines and pp.nqw > 0:
-                pp.row_kernel = _row_kernel_for(self.itemsize, g.nr, pp.tw_n,
-                                                self._delta(pp.dw))
+                # thin inputs take w_lines for the shifted tables only: their few
+                # multiply-adds stay with the gemm kernel, whose summation order does not
+                # depend on a voxel's place in its row (a dask block sums as the whole call)
+                if g.max_taps * g.C >= W_LINES_MIN_REDUCTION:
+                    pp.row_kernel = _row_kernel_for(self.itemsize, g.nr, pp.tw_n,
+                                                    self._delta(pp.dw))
                 _row_split(pp.nqw, pp.q0w, g.W, self._delta(pp.dw), pp.tw_n,
                            DC3_RUN if pp.row_kernel != NULL else 0,
                            &pp.row_lo, &pp.row_k, &pp.row_r, &pp.row_run)

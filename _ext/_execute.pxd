@@ -128,24 +128,29 @@ cdef inline int _unfused(const Geometry* g) noexcept nogil:
 
 
 # ---------------------------------------------------------------- general path
-cdef inline void _shift_row_tile(Workspace* ws, Py_ssize_t tile, Py_ssize_t max_taps,
+cdef inline void _shift_run_tile(Workspace* ws, Py_ssize_t tile, Py_ssize_t max_taps,
                                  const floating* zeros, Py_ssize_t in_shift,
                                  Py_ssize_t out_shift) noexcept nogil:
-    """Tile `tile` as the row tile before it moved along its rows: in_shift values on
+    """Tile `tile` as the run tile before it moved along its rows: in_shift values on
     in the input and out_shift in the output (rows of zeros stay)."""
     cdef Py_ssize_t e, r, m, count = ws.ntaps[tile - 1]
+    cdef bint by_rows = ws.by_rows[tile - 1]
     cdef const floating** src = <const floating**>ws.aptr + (tile - 1) * max_taps * DC3_MR
     cdef const floating** dst = <const floating**>ws.aptr + tile * max_taps * DC3_MR
     cdef floating** vox = <floating**>ws.vox
     ws.ntaps[tile] = count
     ws.channels[tile] = ws.channels[tile - 1]
     ws.group_taps[tile] = ws.group_taps[tile - 1]
-    ws.by_rows[tile] = 1
+    ws.by_rows[tile] = by_rows
     for e in range(count):
         ws.woff[tile * max_taps + e] = ws.woff[(tile - 1) * max_taps + e]
-        for r in range(2):      # the row kernels read each run's first voxel only
-            m = e * DC3_MR + r * DC3_RUN
-            dst[m] = src[m] if src[m] == zeros else src[m] + in_shift
+        if by_rows:
+            for r in range(2):      # the row kernels read each run's first voxel only
+                m = e * DC3_MR + r * DC3_RUN
+                dst[m] = src[m] if src[m] == zeros else src[m] + in_shift
+        else:
+            for m in range(e * DC3_MR, (e + 1) * DC3_MR):
+                dst[m] = src[m] if src[m] == zeros else src[m] + in_shift
     for m in range(DC3_MR):
         vox[tile * DC3_MR + m] = (NULL if vox[(tile - 1) * DC3_MR + m] == NULL
                                   else vox[(tile - 1) * DC3_MR + m] + out_shift)
@@ -189,31 +194,29 @@ cdef inline void _build_tables(const Call* call, const PhasePlan* pp, Py_ssize_t
     """Step 1: tiles [first_tile, first_tile + n_tiles) of a phase, as indirection tables.
 
     OUT ws.vox (each voxel's output) and everything _tile_table writes, per tile.  A
-    row tile that follows another along the same rows reuses its table, shifted.
+    run tile that follows another along the same rows reuses its table, shifted.
     """
     cdef const Geometry* g = call.g
     cdef Py_ssize_t nq[DC3_MR][4]       # per voxel: n, then input-grid d, h, w
     cdef Py_ssize_t base[DC3_MR]        # per voxel: input offset of its grid point
-    cdef Py_ssize_t tile, n_valid, last_valid = -1, v = first_tile * DC3_MR
+    cdef Py_ssize_t tile, n_valid, v = first_tile * DC3_MR
     cdef Py_ssize_t voxels = g.N * pp.nqd * pp.nqh * pp.nqw
-    cdef Coord cursor = Coord(0, 0, 0, 0), last = Coord(-1, -1, -1, -1)
+    cdef Py_ssize_t runs_after = 0      # w_lines: runs of the last tile's rows still to come
+    cdef Coord cursor = Coord(0, 0, 0, 0)
     cdef bint is_run = False
     if not g.w_lines:
         _unravel(v, pp.nqd, pp.nqh, pp.nqw, g.N, g.batch_fastest, &cursor)
     for tile in range(n_tiles):
         if not g.w_lines:
             n_valid = _next_voxels(&cursor, &v, voxels, pp, g.N, g.batch_fastest, nq)
+        elif tile > 0 and runs_after > 0:
+            # the next run along the last tile's rows: same taps, one run further on
+            _shift_run_tile(ws, tile, g.max_taps, <const floating*>call.zeros,
+                            pp.row_run * g.C, pp.row_run * g.sw * g.F)
+            runs_after = runs_after - 1
+            continue
         else:
-            n_valid = _w_line_voxels(first_tile + tile, pp, nq, &is_run)
-            if (is_run and tile > 0 and ws.by_rows[tile - 1] and n_valid == last_valid
-                    and nq[0][0] == last.n and nq[0][1] == last.d and nq[0][2] == last.h
-                    and nq[0][3] == last.w + pp.row_run):
-                _shift_row_tile(ws, tile, g.max_taps, <const floating*>call.zeros,
-                                pp.row_run * g.C, pp.row_run * g.sw * g.F)
-                last.w = nq[0][3]
-                continue
-            last_valid = n_valid
-            last.n, last.d, last.h, last.w = nq[0][0], nq[0][1], nq[0][2], nq[0][3]
+            n_valid = _w_line_voxels(first_tile + tile, pp, nq, &is_run, &runs_after)
         _voxel_addresses(nq, n_valid, pp, g, out, base,
                          <floating**>ws.vox + tile * DC3_MR)
         _tile_table(call, pp, tile, nq, base, n_valid, is_run, ws, <const floating*>call.x)

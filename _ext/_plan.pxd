@@ -12,6 +12,11 @@ cdef enum:
     # pay for them easily.  w_lines measured 6% faster on overlap (stride 2) and 5% on
     # stride1 than plain tiles along w.
     W_LINES_MIN_REDUCTION = 96
+    # Thin inputs (at most this many channels) take the w_lines order whatever their
+    # reduction: their tiles are all table and little arithmetic, and in w_lines a run
+    # tile reuses the table of the run before it on the same rows, shifted (thin,
+    # (1,64^3,1)->8 k3 s2: 13-17 ms -> 8.4-10.7 ms on two threads, alternating runs).
+    THIN_MAX_CHANNELS = 4
     # Values of one reduction group (taps x channels): a group's input for the whole
     # work item stays in L2 while one filter block's weights sit in L1.
     KC_F32 = 512

@@ -80,11 +80,14 @@ cdef inline Py_ssize_t _next_voxels(Coord* cursor, Py_ssize_t* v, Py_ssize_t vox
 
 
 cdef inline Py_ssize_t _w_line_voxels(Py_ssize_t tile, const PhasePlan* pp,
-                                      Py_ssize_t (*nq)[4], bint* is_run) noexcept nogil:
+                                      Py_ssize_t (*nq)[4], bint* is_run,
+                                      Py_ssize_t* runs_after) noexcept nogil:
     """The voxels of tile `tile` of a phase in the w_lines order (see _row_split).
 
     OUT nq (MR, 4): grid points relative to the phase's first; is_run: a tile of runs
-    (else a column of border voxels, one per row).  Returns how many voxels there are
+    (else a column of border voxels, one per row); runs_after: how many of the next
+    tiles are the following runs of the same rows (0 for a column).  Returns how many
+    voxels there are
     (the rest lie past the phase's last row).  A tile's rows are consecutive, so only
     its first row costs divisions.
     """
@@ -101,6 +104,7 @@ cdef inline Py_ssize_t _w_line_voxels(Py_ssize_t tile, const PhasePlan* pp,
         w0 = pp.row_lo + run * (u % k)
         per_row = run
         is_run[0] = True
+        runs_after[0] = k - 1 - u % k
     else:                           # column j of the band's leftovers, one voxel per row
         first_row = band * DC3_MR
         n_rows = band_rows
@@ -108,6 +112,7 @@ cdef inline Py_ssize_t _w_line_voxels(Py_ssize_t tile, const PhasePlan* pp,
         w0 = j if j < pp.row_lo else j + run * k
         per_row = 1
         is_run[0] = False
+        runs_after[0] = 0
     _unravel(first_row, pp.nqd, pp.nqh, 1, 1, False, &c)
     for row in range(n_rows):
         for i in range(per_row):

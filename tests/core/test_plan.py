@@ -27,8 +27,12 @@ CASES = [
     (7, 3, 1, "same", 1, (4, 4, 4), 3, 12, {"batch_tiles"}),
     (7, 3, 1, "same", 1, (2, 2, 3), 3, 30, {"batch_tiles"}),
     (6, (2, 2, 3), 1, "valid", 1, (2, 2, 2), 9, 13, {"batch_tiles"}),
-    (3, (1, 1, 4), 1, "valid", (1, 1, 3), (4, 3, 1), 2, 1, {"line_tiles"}),
-    (9, 3, 2, "valid", 1, (2, 3, 14), 4, 1, {"line_tiles"}),
+    (3, (1, 1, 4), 1, "valid", (1, 1, 3), (4, 3, 1), 5, 1, {"line_tiles"}),
+    (9, 3, 2, "valid", 1, (2, 3, 14), 5, 1, {"line_tiles"}),
+    # thin inputs (at most THIN_MAX_CHANNELS channels) take w_lines whatever their reduction
+    (8, 3, 2, "same", 1, (3, 4, 30), 1, 1, {"w_lines", "columns"}),
+    (5, 2, 1, "valid", 1, (2, 3, 27), 3, 1, {"w_lines", "columns"}),
+    (4, 3, 1, "same", 1, (2, 3, 50), 2, 2, {"w_lines", "columns"}),
     (16, 3, 1, "same", 1, (3, 4, 8), 5, 2, {"w_lines", "columns"}),
     (5, 3, 1, "same", 1, (2, 3, 20), 4, 1, {"w_lines", "columns"}),
     (4, 3, 1, "same", (1, 1, 2), (2, 5, 9), 6, 1, {"w_lines", "columns"}),
@@ -117,7 +121,8 @@ def test_plan_is_computed_once_per_input_shape():
 
 
 def test_explain_names_kernels_and_phases():
-    layer, x = make_layer(CASES[14], "float32", num_threads=2)
+    case = next(c for c in CASES if c[-1] == {"w_lines", "row_kernel", "columns"})
+    layer, x = make_layer(case, "float32", num_threads=2)
     info = layer._core_plan(x.shape).explain()
     assert info["kernel"] == _core.find_kernel(4, "gemm", info["nr"])
     assert info["threads"] == 2 and info["items"] >= 1 and info["tiles_per_item"] >= 1

@@ -99,8 +99,8 @@ def check_case(config, shape, chunks, compute, seed=0):
 
 def may_use_row_kernels(layer):
     """Whether the core may give some of this built layer's tiles to the row kernels:
-    its reduction is long enough for the w_lines order and this CPU has row kernels
-    for its panel width."""
+    its reduction is long enough for them and this CPU has row kernels for its panel
+    width."""
     from deconv3d import _core
 
     packed = layer._state[2]
