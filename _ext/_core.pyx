@@ -440,7 +440,7 @@ cdef class Plan:
         cdef Geometry* g = &self.g
         cdef PhasePlan* pp
         cdef Py_ssize_t p, lo, k, r, run
-        cdef bint heavy = g.max_taps * g.C >= W_LINES_MIN_REDUCTION
+        cdef bint heavy = _long_reduction(g)
         g.batch_fastest = g.N >= _ceil_div(g.OW, g.sw)
         for p in range(g.sw):       # the phases (0, 0, rw) hold every w residue
             pp = self.phases + p
@@ -469,7 +469,7 @@ cdef class Plan:
                 # thin inputs take w_lines for the shifted tables only: their few
                 # multiply-adds stay with the gemm kernel, whose summation order does not
                 # depend on a voxel's place in its row (a dask block sums as the whole call)
-                if g.max_taps * g.C >= W_LINES_MIN_REDUCTION:
+                if _long_reduction(g):
                     pp.row_kernel = _row_kernel_for(self.itemsize, g.nr, pp.tw_n,
                                                     self._delta(pp.dw))
                 _row_split(pp.nqw, pp.q0w, g.W, self._delta(pp.dw), pp.tw_n,

@@ -15,7 +15,7 @@ cdef enum:
     # Thin inputs (at most this many channels) take the w_lines order whatever their
     # reduction: their tiles are all table and little arithmetic, and in w_lines a run
     # tile reuses the table of the run before it on the same rows, shifted (thin,
-    # (1,64^3,1)->8 k3 s2: 13-17 ms -> 8.4-10.7 ms on two threads, alternating runs).
+    # (1,64^3,1)->8 k3 s2, two threads: 12.4-13.6 ms -> 6.9-7.0 ms, best of two rounds).
     THIN_MAX_CHANNELS = 4
     # Values of one reduction group (taps x channels): a group's input for the whole
     # work item stays in L2 while one filter block's weights sit in L1.
@@ -89,6 +89,12 @@ cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 cdef inline bint _inside(Py_ssize_t i, Py_ssize_t length) noexcept nogil:
     return 0 <= i < length
+
+
+cdef inline bint _long_reduction(const Geometry* g) noexcept nogil:
+    """A phase's reduction (taps x channels) long enough for the w_lines order and the
+    row kernels (W_LINES_MIN_REDUCTION)."""
+    return g.max_taps * g.C >= W_LINES_MIN_REDUCTION
 
 
 cdef inline void _grid_range(Py_ssize_t length, Py_ssize_t crop, Py_ssize_t stride,

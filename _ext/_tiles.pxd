@@ -87,8 +87,7 @@ cdef inline Py_ssize_t _w_line_voxels(Py_ssize_t tile, const PhasePlan* pp,
     OUT nq (MR, 4): grid points relative to the phase's first; is_run: a tile of runs
     (else a column of border voxels, one per row); runs_after: how many of the next
     tiles are the following runs of the same rows (0 for a column).  Returns how many
-    voxels there are
-    (the rest lie past the phase's last row).  A tile's rows are consecutive, so only
+    voxels there are (the rest lie past the phase's last row).  A tile's rows are consecutive, so only
     its first row costs divisions.
     """
     cdef Py_ssize_t run = pp.row_run, k = pp.row_k

@@ -82,8 +82,8 @@ def test_channels_first_and_many_tiles_on_two_threads():
     assert relative_error(two, reference(layer, x)) <= 1e-5
 
 
-def test_output_past_the_last_tile_is_untouched_and_complete():
-    # 3 * 5 * 7 = 105 voxels: the last tile of 12 holds 9, the rest must not be written
+def test_a_last_partial_tile_is_complete():
+    # 3 * 5 * 7 = 105 voxels: the last tile of 12 holds 9
     layer, x = make_layer(1, (2, 2, 2), "float64", spatial=(3, 5, 7), batch=1)
     np.testing.assert_allclose(layer(x), reference(layer, x), rtol=0,
                                atol=1e-12 * np.abs(reference(layer, x)).max())
