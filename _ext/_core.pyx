@@ -37,9 +37,11 @@ it feeds and keep the taps' weights in registers: half the loads per multiply-ad
 
 When the kernel equals the stride and nothing is cropped (the U-Net up-sampling
 layer), every input voxel owns its own block of outputs and `_disjoint_item` runs
-the whole layer as one matrix product written into strided output positions; with
-few filters, the product's columns are every phase's filters side by side
-(`_phase_columns_item`), not one padded panel per phase.
+the whole layer as one matrix product written into strided output positions.
+With few filters or a thin input, every phase's filters go side by side as the
+columns of one set of panels, reduced over the union of the phases' taps: one
+stride-1 product per input-grid point gives its outputs of every phase
+(`_phase_columns_item`), instead of one padded panel and one tile table per phase.
 Outputs too large for the cache are written with non-temporal stores.  Threads take
 whole work items (tile ranges), so no two ever write the same voxel: no atomics, no
 races, and the summation order of every output does not depend on the thread count.
@@ -74,6 +76,7 @@ PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
     "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "THIN_MAX_CHANNELS": THIN_MAX_CHANNELS,
+    "THIN_COLUMN_COST": THIN_COLUMN_COST,
     "KC_F32": KC_F32, "KC_F64": KC_F64,
     "MAX_ITEM_TILES": MAX_ITEM_TILES, "MIN_ITEMS_PER_THREAD": MIN_ITEMS_PER_THREAD,
     "MAX_TABLE_BYTES": MAX_TABLE_BYTES,
@@ -145,6 +148,45 @@ def _panel_width(filters, itemsize):
     return normal
 
 
+def _union_offsets(phases):
+    """One axis's input offsets over all of its phases, in order."""
+    return sorted({offset for pairs in phases for _, offset in pairs})
+
+
+def _column_width(columns, run, per_rd, itemsize):
+    """The panel width of the phase-column panels.
+
+    A voxel's outputs of one (rd, rh) lie side by side in the output, `run` values
+    (stride_w * filters); a width that divides that run, at least one full-width
+    vector, lets the kernel write whole panels straight into the output (with
+    streaming stores).  Next best, a width that divides the `per_rd` columns of one
+    rd: each panel then skips the d taps its rd lacks.  Otherwise the usual choice
+    (_panel_width).
+    """
+    small, normal, wide = PANEL_WIDTHS[itemsize]
+    for values in (run, per_rd):
+        for width in ((wide, normal) if dc3_wide_available() else (normal,)):
+            if values % width == 0:
+                return width
+    return _panel_width(columns, itemsize)
+
+
+def _worth_phase_columns(phase_cost, column_cost, few_filters, one_vector, channels):
+    """Whether the phase-column panels beat one panel per phase, by the multiply-adds
+    both do per input channel (padding and the zeros between phases included).
+
+    Few filters (half a panel or less): up to 5/4 as many, for the wider kernel and no
+    per-phase tile overhead (few filters, (1,32^3,32)->4 k3 s2: ...).  Thin inputs
+    with one-vector panels: up to THIN_COLUMN_COST times as many; their cost is the
+    tiles, not the arithmetic (thin, (1,64^3,1)->8 k3 s2: ...), which stops being so
+    from 16 filters on ((1,48^3,4)->16: ...).
+    """
+    if few_filters and 4 * column_cost <= 5 * phase_cost:
+        return True
+    return (channels <= THIN_MAX_CHANNELS and one_vector
+            and column_cost <= THIN_COLUMN_COST * phase_cost)
+
+
 def _aligned_copy(values):
     """A copy of a 1-D array starting on a 64-byte boundary.
 
@@ -184,6 +226,10 @@ cdef class PackedKernel:
     # None where that would not save at least half the padded columns (_phase_columns)
     cdef readonly object column_weights, column_bias
     cdef readonly Py_ssize_t column_nr, column_blocks
+    # some phase lacks a tap at some offset of the union: its weight there is zero
+    cdef readonly bint column_zeros
+    # per panel, the first of the union's d taps it needs (the earlier are zero for it)
+    cdef readonly object column_first_d
     cdef dict _plans
 
     def __init__(self, kernel, bias, strides, dilations, dtype):
@@ -208,51 +254,98 @@ cdef class PackedKernel:
         self._phase_columns(kernel, bias, axes)
 
     def _index_taps(self, axes):
-        """axis_taps, axis_delta and the tap counts, from each axis's phases."""
-        self.max_axis_taps = max(1, max(len(p) for phases in axes for p in phases))
+        """axis_taps, axis_delta and the tap counts, from each axis's phases.
+
+        Slot `max stride` of each axis holds the union of its phases' input offsets
+        (what the phase-column panels reduce over)."""
+        smax = max(self.strides)
+        unions = [_union_offsets(phases) for phases in axes]
+        self.max_axis_taps = max(1, max(len(p) for phases in axes for p in phases),
+                                 max(len(u) for u in unions))
         # most taps any one phase has (what a tile's buffers must hold)
         self.max_taps = 1
         for phases in axes:
             self.max_taps *= max(1, max(len(p) for p in phases))
-        taps = np.zeros((3, max(self.strides)), dtype=np.intp)
-        delta = np.zeros((3, max(self.strides), self.max_axis_taps), dtype=np.intp)
+        taps = np.zeros((3, smax + 1), dtype=np.intp)
+        delta = np.zeros((3, smax + 1, self.max_axis_taps), dtype=np.intp)
         for a, phases in enumerate(axes):
             for r, pairs in enumerate(phases):
                 taps[a, r] = len(pairs)
                 for j, (_, offset) in enumerate(pairs):
                     delta[a, r, j] = offset
+            taps[a, smax] = len(unions[a])
+            delta[a, smax, :len(unions[a])] = unions[a]
         self.axis_taps, self.axis_delta = taps, delta
 
     def _phase_columns(self, kernel, bias, axes):
-        """column_weights and column_bias, where the kernel equals the stride.
+        """column_weights and column_bias: every phase's filters side by side.
 
-        There every phase has one tap, at input offset 0: each input voxel's outputs
-        are one matrix product with columns (phase, filter).  A layer with 1-4 filters
-        pads each phase's panel to 8 or 16 columns; side by side, 8 phases of one
-        filter fill one 8-column panel (one-filter k2 s2: 8x fewer multiply-adds).
+        Per axis, the input offsets of all the phases together (the union) reach one
+        block of stride^3 outputs from each input-grid point: a stride-1 correlation
+        whose columns are (phase, filter), with zeros where a phase has no tap at an
+        offset.  A layer with few filters pads each phase's panel to 8 or 16 columns,
+        side by side they fill the panels (one-filter k2 s2: 8x fewer multiply-adds,
+        few filters k3 s2: the 32-wide kernel instead of the 8-wide); a thin input
+        (at most THIN_MAX_CHANNELS channels) gets 8x fewer, larger tiles for its few
+        multiply-adds.
+        Taken where _worth_phase_columns says so.
         """
-        self.column_weights = self.column_bias = None
+        self.column_weights = self.column_bias = self.column_first_d = None
         self.column_nr = self.column_blocks = 0
-        if any(len(pairs) != 1 or pairs[0][1] != 0 for phases in axes for pairs in phases):
-            return
-        phases = self.kernel_size[0] * self.kernel_size[1] * self.kernel_size[2]
+        self.column_zeros = False
+        phases = self.strides[0] * self.strides[1] * self.strides[2]
         columns = phases * self.filters
-        nr = _panel_width(columns, kernel.dtype.itemsize)
-        blocks = -(-columns // nr)
-        if (columns == 0 or self.channels == 0
-                or 2 * blocks * nr > phases * self.filter_blocks * self.nr):
+        # (a point's residues per axis are bits of an unsigned int in _execute.pxd)
+        if phases == 1 or columns == 0 or self.channels == 0 or max(self.strides) > 16:
             return
-        # with kernel == stride, phase (rd, rh, rw) is tap (rd, rh, rw): column
-        # ((rd * sh + rh) * sw + rw) * F + f holds kernel[rd, rh, rw, f, :]
-        padded = np.zeros((self.channels, blocks * nr), dtype=kernel.dtype)
-        padded[:, :columns] = kernel.reshape(columns, self.channels).T
-        self.column_weights = _aligned_copy(
-            padded.reshape(self.channels, blocks, nr).transpose(1, 0, 2).ravel())
+        unions = [_union_offsets(p) for p in axes]
+        itemsize = kernel.dtype.itemsize
+        per_rd = self.strides[1] * self.strides[2] * self.filters
+        nr = _column_width(columns, self.strides[2] * self.filters, per_rd, itemsize)
+        blocks = -(-columns // nr)
+        # Per panel, the first d tap it needs.  A phase's d offsets are the last of the
+        # union's (with dilation 1 they run from some -m up to 0), so a panel within one
+        # rd starts at that rd's first; the others need every d tap.
+        first_d = [0] * blocks
+        if per_rd % nr == 0:
+            for j in range(blocks):
+                offsets = [offset for _, offset in axes[0][j * nr // per_rd]]
+                if offsets == unions[0][len(unions[0]) - len(offsets):]:
+                    first_d[j] = len(unions[0]) - len(offsets)
+        per_d = len(unions[1]) * len(unions[2])
+        column_cost = nr * per_d * sum(len(unions[0]) - first for first in first_d)
+        phase_cost = self.filter_blocks * self.nr * sum(
+            len(pd) * len(ph) * len(pw) for pd in axes[0] for ph in axes[1] for pw in axes[2])
+        if not _worth_phase_columns(phase_cost, column_cost, 2 * self.filters <= self.nr,
+                                    self.filters <= PANEL_WIDTHS[itemsize][0],
+                                    self.channels):
+            return
+        # column ((rd * sh + rh) * sw + rw) * F + f: phase (rd, rh, rw), filter f
+        F, C = self.filters, self.channels
+        sh, sw = self.strides[1], self.strides[2]
+        index = [{offset: i for i, offset in enumerate(u)} for u in unions]
+        dense = np.zeros((len(unions[0]), len(unions[1]), len(unions[2]), C, blocks * nr),
+                         dtype=kernel.dtype)
+        for rd, dtaps in enumerate(axes[0]):
+            for rh, htaps in enumerate(axes[1]):
+                for rw, wtaps in enumerate(axes[2]):
+                    first = ((rd * sh + rh) * sw + rw) * F
+                    for td, od in dtaps:
+                        for th, oh in htaps:
+                            for tw, ow in wtaps:
+                                dense[index[0][od], index[1][oh], index[2][ow], :,
+                                      first:first + F] = kernel[td, th, tw].T
+        # (taps..., C, blocks, nr) -> (blocks, taps..., C, nr)
+        dense = dense.reshape(dense.shape[:4] + (blocks, nr))
+        self.column_weights = _aligned_copy(dense.transpose(4, 0, 1, 2, 3, 5).ravel())
         if bias is not None:
             repeated = np.zeros(blocks * nr, dtype=kernel.dtype)
             repeated[:columns] = np.tile(np.asarray(bias, dtype=kernel.dtype), phases)
             self.column_bias = _aligned_copy(repeated)
         self.column_nr, self.column_blocks = nr, blocks
+        self.column_first_d = np.asarray(first_d, dtype=np.intp)
+        self.column_zeros = any(len(pairs) != len(u) for phases, u in zip(axes, unions)
+                                for pairs in phases)
 
     def _panels(self, kernel, axes):
         """The packed weights, phase after phase; sets phase_offset."""
@@ -333,13 +426,18 @@ cdef class Plan:
     cdef void* zeros
     cdef const dc3_kernel* gemm
     cdef bint empty, all_phases
-    cdef object column_offset           # phase_columns: each column's output offset
+    # phase_columns: per column, its output offset from a voxel's block origin, its
+    # phase (rd, rh, rw) and the columns left in its run, as rows of one (5, columns) array
+    cdef object column_offset
+    cdef object column_first_woff       # per panel, the weight offset of its first d tap
+    cdef bint columns_allowed
+    cdef object fallback                # the same layer without phase columns, on demand
     cdef readonly PackedKernel kernel
     cdef readonly tuple input_shape, output_shape, crops
     cdef readonly int threads, activation
 
     def __cinit__(self, PackedKernel kernel, tuple input_shape, tuple output_shape,
-                  tuple crops, int activation, int threads):
+                  tuple crops, int activation, int threads, bint phase_columns=True):
         if (len(input_shape) != 5 or len(output_shape) != 5 or len(crops) != 3
                 or input_shape[4] != kernel.channels or output_shape[4] != kernel.filters
                 or input_shape[0] != output_shape[0] or min(input_shape + output_shape) < 0):
@@ -348,6 +446,7 @@ cdef class Plan:
                              f"and {kernel.filters} filters")
         self.kernel, self.input_shape, self.output_shape = kernel, input_shape, output_shape
         self.crops, self.activation, self.threads = crops, activation, threads
+        self.columns_allowed, self.fallback = phase_columns, None
         self.itemsize = kernel.weights.dtype.itemsize
         for a in range(5):
             self.shape[a], self.shape[5 + a] = input_shape[a], output_shape[a]
@@ -355,7 +454,8 @@ cdef class Plan:
         self.gemm = dc3_find_kernel(self.itemsize, DC3_KIND_GEMM, self.g.nr, 0, 0)
         self.empty = (self.g.N == 0 or self.g.OD == 0 or self.g.OH == 0 or self.g.OW == 0
                       or self.g.F == 0)
-        self.phases = <PhasePlan*>calloc(max(1, self.g.sd * self.g.sh * self.g.sw),
+        # one PhasePlan per phase, then the phase-column panels' (every phase at once)
+        self.phases = <PhasePlan*>calloc(self.g.sd * self.g.sh * self.g.sw + 1,
                                          sizeof(PhasePlan))
         # the zero row: merged w taps read up to max_axis_taps * C values from it, a
         # row kernel's run up to (DC3_RUN + 2 * 2) * C
@@ -389,40 +489,65 @@ cdef class Plan:
         g.kc = KC_F32 if self.itemsize == 4 else KC_F64
         g.disjoint = (k.kernel_size == k.strides and self.crops == (0, 0, 0)
                       and (g.OD, g.OH, g.OW) == (g.D * g.sd, g.H * g.sh, g.W * g.sw))
-        g.phase_columns = g.disjoint and k.column_weights is not None
+        g.phase_columns = self.columns_allowed and k.column_weights is not None
         if g.phase_columns:
             g.nr, g.blocks = k.column_nr, k.column_blocks
-            g.stream = False        # a few values per output line: nothing to stream
+            g.max_taps = int(np.prod(k.axis_taps[:, max(k.strides)]))
             g.columns = g.sd * g.sh * g.sw * g.F
+            g.column_run = g.sw * g.F
+            g.column_direct = g.column_run % g.nr == 0
+            # only whole panels written in place can stream
+            g.stream = g.stream and g.column_direct
             # column ((rd * sh + rh) * sw + rw) * F + f: phase (rd, rh, rw), filter f
             rd, rh, rw, f = np.meshgrid(np.arange(g.sd), np.arange(g.sh), np.arange(g.sw),
                                         np.arange(g.F), indexing="ij")
-            self.column_offset = np.ascontiguousarray(
-                (((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), dtype=np.intp)
+            # panel j skips the table entries of the d taps before its first: their
+            # weight offsets (ws.woff) lie below this one
+            taps = k.axis_taps[:, max(k.strides)]
+            self.column_first_woff = np.ascontiguousarray(
+                k.column_first_d * taps[1] * taps[2] * g.C * g.nr, dtype=np.intp)
+            self.column_offset = np.ascontiguousarray(np.stack(
+                [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
+                 rw.ravel(), (g.column_run - (rw * g.F + f)).ravel()]), dtype=np.intp)
 
     cdef void _phases(self):
-        """Each phase's taps, input-grid range and weights."""
+        """Each phase's taps, input-grid range and weights; then the phase-column
+        panels' pseudo-phase: the union of every phase's taps and grid points."""
         cdef Geometry* g = &self.g
         cdef PhasePlan* pp
-        cdef Py_ssize_t p, smax = max(self.kernel.strides), mt = g.max_axis_taps, t
+        cdef PhasePlan* every = self.phases + g.sd * g.sh * g.sw
+        cdef Py_ssize_t p, smax = max(self.kernel.strides), mt = g.max_axis_taps
         cdef Py_ssize_t[:, ::1] axis_taps = self.kernel.axis_taps
-        cdef Py_ssize_t[:, :, ::1] delta = self.kernel.axis_delta
         cdef Py_ssize_t[::1] offsets = self.kernel.phase_offset
         for p in range(g.sd * g.sh * g.sw):
             pp = self.phases + p
             pp.rw, pp.rh, pp.rd = p % g.sw, (p // g.sw) % g.sh, p // (g.sw * g.sh)
             pp.weights = offsets[p]
-            pp.td_n, pp.th_n, pp.tw_n = (axis_taps[0, pp.rd], axis_taps[1, pp.rh],
-                                         axis_taps[2, pp.rw])
-            pp.dd, pp.dh, pp.dw = pp.rd * mt, (smax + pp.rh) * mt, (2 * smax + pp.rw) * mt
+            self._phase_taps(pp, pp.rd, pp.rh, pp.rw, smax, mt, axis_taps)
             _grid_range(g.OD, g.pd, g.sd, pp.rd, &pp.q0d, &pp.nqd)
             _grid_range(g.OH, g.ph, g.sh, pp.rh, &pp.q0h, &pp.nqh)
             _grid_range(g.OW, g.pw, g.sw, pp.rw, &pp.q0w, &pp.nqw)
             pp.nqd, pp.nqh, pp.nqw = max(0, pp.nqd), max(0, pp.nqh), max(0, pp.nqw)
             pp.rows = g.N * pp.nqd * pp.nqh
-            pp.w_consecutive = True
-            for t in range(1, pp.tw_n):
-                pp.w_consecutive = pp.w_consecutive and delta[2, pp.rw, t] == delta[2, pp.rw, t - 1] + 1
+        # the pseudo-phase sits at residue 0 of every axis: its columns add the rest
+        self._phase_taps(every, smax, smax, smax, smax, mt, axis_taps)
+        _union_range(g.OD, g.pd, g.sd, &every.q0d, &every.nqd)
+        _union_range(g.OH, g.ph, g.sh, &every.q0h, &every.nqh)
+        _union_range(g.OW, g.pw, g.sw, &every.q0w, &every.nqw)
+        every.rows = g.N * every.nqd * every.nqh
+
+    cdef void _phase_taps(self, PhasePlan* pp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t smax, Py_ssize_t mt, Py_ssize_t[:, ::1] axis_taps):
+        """A phase's tap counts and where its offsets start in axis_delta (3, smax + 1,
+        mt), from its slot on each axis (its residue, or smax for the union)."""
+        cdef Py_ssize_t t
+        cdef const Py_ssize_t* dw
+        pp.td_n, pp.th_n, pp.tw_n = axis_taps[0, sd], axis_taps[1, sh], axis_taps[2, sw]
+        pp.dd, pp.dh, pp.dw = sd * mt, (smax + 1 + sh) * mt, (2 * (smax + 1) + sw) * mt
+        dw = self._delta(pp.dw)
+        pp.w_consecutive = True
+        for t in range(1, pp.tw_n):
+            pp.w_consecutive = pp.w_consecutive and dw[t] == dw[t - 1] + 1
 
     cdef const Py_ssize_t* _delta(self, Py_ssize_t offset):
         return <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.kernel.axis_delta) + offset
@@ -451,7 +576,7 @@ cdef class Plan:
                 if k > 0:
                     g.batch_fastest = False
         g.w_lines = (not g.batch_fastest and (heavy or g.C <= THIN_MAX_CHANNELS)
-                     and not g.disjoint)
+                     and not g.disjoint and not g.phase_columns)
 
     cdef void _tiles(self):
         """Each phase's tiles (and row split and row kernel, in w_lines order)."""
@@ -462,7 +587,7 @@ cdef class Plan:
         for p in range(g.sd * g.sh * g.sw):
             pp = self.phases + p
             pp.row_kernel = NULL
-            if g.disjoint:
+            if g.disjoint or g.phase_columns:
                 pp.tiles = 0
                 continue
             if g.w_lines and pp.nqw > 0:
@@ -479,7 +604,10 @@ cdef class Plan:
             else:
                 pp.tiles = _ceil_div(pp.rows * pp.nqw, DC3_MR)
             g.total_tiles += pp.tiles
-        if g.disjoint:
+        if g.phase_columns:
+            pp = self.phases + g.sd * g.sh * g.sw
+            g.total_tiles = _ceil_div(pp.rows * pp.nqw, DC3_MR)
+        elif g.disjoint:
             g.total_tiles = _ceil_div(g.N * g.D * g.H * g.W, DC3_MR)
 
     cdef void _work_items(self):
@@ -496,7 +624,7 @@ cdef class Plan:
         for p in range(n_phases):
             most = max(most, self.phases[p].tiles)
         self.all_phases = self.kernel.weights.nbytes <= ALL_PHASES_MAX_KERNEL_BYTES
-        if g.disjoint:
+        if g.disjoint or g.phase_columns:
             g.chunk_tiles = max(1, min(DISJOINT_MAX_ITEM_TILES, g.total_tiles
                                        // (DISJOINT_MIN_ITEMS_PER_THREAD * self.threads)))
             self._allocate_items(_ceil_div(g.total_tiles, g.chunk_tiles))
@@ -538,7 +666,8 @@ cdef class Plan:
         Returns a dict: `paths` (a frozenset naming every path the call takes:
         "disjoint", "batch_tiles", "line_tiles", "w_lines", "row_kernel", "columns",
         "stream", "all_phases", "phase_per_item", "phase_columns"), the kernel names, the
-        work split, and one dict per phase.
+        work split, the phase-column panels' taps per axis (or None), and one dict per
+        phase.
         """
         cdef Geometry* g = &self.g
         cdef PhasePlan* pp
@@ -556,14 +685,17 @@ cdef class Plan:
             if g.w_lines and pp.row_r > 0 and pp.rows > 0:
                 paths.add("columns")
         if not self.empty:
-            paths.add("disjoint" if g.disjoint else "w_lines" if g.w_lines
+            paths.add("phase_columns" if g.phase_columns else "disjoint" if g.disjoint
+                      else "w_lines" if g.w_lines
                       else "batch_tiles" if g.batch_fastest else "line_tiles")
-            if g.phase_columns:
-                paths.add("phase_columns")
-            paths.add("all_phases" if self.all_phases or g.disjoint else "phase_per_item")
+            paths.add("all_phases" if self.all_phases or g.disjoint or g.phase_columns
+                      else "phase_per_item")
             if g.stream:
                 paths.add("stream")
+        every = self.phases + g.sd * g.sh * g.sw
         return {"paths": frozenset(paths), "kernel": self.gemm.name.decode(),
+                "column_taps": ((every.td_n, every.th_n, every.tw_n) if g.phase_columns
+                                else None),
                 "isa": self.gemm.isa.decode(), "nr": g.nr, "threads": self.threads,
                 "items": self.n_items if not self.empty else 0,
                 "tiles_per_item": g.chunk_tiles if not self.empty else 0, "phases": phases}
@@ -587,6 +719,13 @@ cdef class Plan:
                              f"{array.shape} (flags {array.flags.c_contiguous=}, "
                              f"{array.flags.aligned=})")
 
+    def _without_columns(self):
+        """The same plan with one panel per phase (made on first use)."""
+        if self.fallback is None:
+            self.fallback = Plan(self.kernel, self.input_shape, self.output_shape, self.crops,
+                                 self.activation, self.threads, False)
+        return self.fallback
+
     def shape_of(self, Py_ssize_t first):
         return tuple(self.shape[first + a] for a in range(5))
 
@@ -598,6 +737,12 @@ cdef class Plan:
             raise ValueError("out must be writeable")
         if self.empty:
             return
+        if (self.g.phase_columns and self.kernel.column_zeros
+                and not _all_finite(x, self.threads)):
+            # a phase's zero weight at another phase's offset times an infinite input
+            # would put NaN where no tap of the layer reaches: per-phase panels instead
+            self._without_columns().run(x, out)
+            return
         cdef Call call
         call.x = cnp.PyArray_DATA(<cnp.ndarray>x) if cnp.PyArray_SIZE(<cnp.ndarray>x) else NULL
         call.out = cnp.PyArray_DATA(<cnp.ndarray>out)
@@ -605,13 +750,15 @@ cdef class Plan:
         call.bias = (NULL if self.kernel.bias is None
                      else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
         call.zeros, call.g, call.phases, call.gemm = self.zeros, &self.g, self.phases, self.gemm
-        call.column_offset = NULL
+        call.column_offset = call.column_first_woff = NULL
         if self.g.phase_columns:
             call.weights = cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_weights)
             call.bias = (NULL if self.kernel.column_bias is None
                          else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_bias))
             call.column_offset = <const Py_ssize_t*>cnp.PyArray_DATA(
                 <cnp.ndarray>self.column_offset)
+            call.column_first_woff = <const Py_ssize_t*>cnp.PyArray_DATA(
+                <cnp.ndarray>self.column_first_woff)
         call.axis_delta = self._delta(0)
         cdef Py_ssize_t done
         with nogil:
@@ -621,6 +768,44 @@ cdef class Plan:
                 done = _execute(&call, self.items, self.n_items, self.threads, <double*>call.out)
         if done != self.n_items:
             raise MemoryError("deconv3d: could not allocate per-thread work buffers")
+
+
+cdef enum:
+    FINITE_CHUNK = 1 << 16      # values per piece of the finiteness check
+
+
+cdef inline Py_ssize_t _non_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """How many of n values are infinite or NaN (all exponent bits set); integer
+    compares, which the compiler vectorizes."""
+    cdef Py_ssize_t i
+    cdef unsigned int count32 = 0
+    cdef unsigned long long count64 = 0
+    cdef const unsigned int* b32 = <const unsigned int*>x
+    cdef const unsigned long long* b64 = <const unsigned long long*>x
+    if floating is float:
+        for i in range(n):
+            count32 += (b32[i] & 0x7f800000u) == 0x7f800000u
+    else:
+        for i in range(n):
+            count64 += (b64[i] & 0x7ff0000000000000ull) == 0x7ff0000000000000ull
+    return count32 + count64
+
+
+def _all_finite(cnp.ndarray x, int threads):
+    """Whether every value of a C-contiguous float array is finite."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), piece, pieces = _ceil_div(n, FINITE_CHUNK)
+    cdef Py_ssize_t found = 0, itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef void* data = cnp.PyArray_DATA(x)
+    with nogil:
+        for piece in prange(pieces, num_threads=max(1, min(threads, pieces)),
+                            schedule="static"):
+            if itemsize == 4:
+                found += _non_finite(<const float*>data + piece * FINITE_CHUNK,
+                                     min(FINITE_CHUNK, n - piece * FINITE_CHUNK))
+            else:
+                found += _non_finite(<const double*>data + piece * FINITE_CHUNK,
+                                     min(FINITE_CHUNK, n - piece * FINITE_CHUNK))
+    return found == 0
 
 
 cdef Py_ssize_t _execute(const Call* call, const Py_ssize_t* items, Py_ssize_t n_items,

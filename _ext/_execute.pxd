@@ -1,7 +1,7 @@
 # Executing a plan: the steps of one work item, with stated inputs and outputs.
 #   general path:  _build_tables (tile voxels, masks, table) -> _reduce_tiles -> _finish_tiles
-#   kernel == stride, nothing cropped:  _disjoint_item (one matrix product into strided rows),
-#                                       or with few filters _phase_columns_item
+#   kernel == stride, nothing cropped:  _disjoint_item (one matrix product into strided rows)
+#   few filters or thin inputs:         _phase_columns_item (every phase's filters side by side)
 # Threads own whole work items (tile ranges of phases), so no two write the same voxel.
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
@@ -11,7 +11,8 @@ from _kernels cimport dc3_kernel, DC3_MR, DC3_RUN, DC3_RELU, DC3_STREAM
 from _activations cimport ACT_LINEAR, ACT_RELU, _activate
 from _plan cimport Geometry, PhasePlan
 from _tiles cimport (Coord, _unravel, _advance, _next_voxels, _w_line_voxels,
-                     _voxel_addresses, _tile_masks, _merged_w_taps, _is_row_tile, _fill_table)
+                     _voxel_addresses, _axis_masks, _tile_masks, _merged_w_taps, _is_row_tile,
+                     _fill_table)
 
 
 cdef struct Call:
@@ -25,8 +26,12 @@ cdef struct Call:
     const Geometry* g
     const PhasePlan* phases
     const dc3_kernel* gemm      # the kernel for the packed panel width
-    const Py_ssize_t* column_offset  # phase_columns: where each column goes, from a voxel's
-                                     # block origin (weights and bias are then the column panels)
+    const Py_ssize_t* column_offset  # phase_columns: (5, columns), each column's output offset
+                                     # from a point's block origin, its phase (rd, rh, rw) and
+                                     # the columns from it to the end of its run; weights and
+                                     # bias are then the column panels
+    const Py_ssize_t* column_first_woff  # phase_columns: per panel, the weight offset of the
+                                         # first d tap it needs
 
 
 cdef struct Workspace:
@@ -359,46 +364,189 @@ cdef inline void _disjoint_item(const Call* call, Py_ssize_t first_tile, Py_ssiz
                                       scratch + m * nr, ncols, ncols == nr, activation)
 
 
+cdef enum:
+    # runs of outputs side by side shorter than this go out column by column
+    SHORT_RUN = 8
+
+
+cdef inline unsigned int _residues_inside(Py_ssize_t first, Py_ssize_t stride,
+                                          Py_ssize_t length) noexcept nogil:
+    """Bit r set where output first + r lies in [0, length), for r < stride."""
+    cdef unsigned int bits = 0
+    cdef Py_ssize_t r
+    for r in range(stride):
+        bits |= (<size_t>(first + r) < <size_t>length) << r
+    return bits
+
+
+cdef inline Py_ssize_t _column_voxels(const Call* call, const PhasePlan* pp, Coord* cursor,
+                                      Py_ssize_t* v, Py_ssize_t (*nq)[4], Py_ssize_t* base,
+                                      Py_ssize_t* origin, unsigned int (*inside)[3],
+                                      bint* whole) noexcept nogil:
+    """The next tile of input-grid points of the phase-column pseudo-phase.
+
+    IN/OUT cursor, v: the next point, as a point and as its index.
+    OUT nq (absolute points), base (their input offsets), origin (the output offset of
+    their block's residue (0, 0, 0), which may lie outside the output), inside (per
+    axis, the residues whose outputs exist) and whole (all of them exist).
+    Returns how many points there are.
+    """
+    cdef const Geometry* g = call.g
+    cdef Py_ssize_t m, od = 0, oh = 0, ow
+    cdef bint row_whole = False
+    cdef Py_ssize_t n_valid = _next_voxels(cursor, v, pp.rows * pp.nqw, pp, g.N, False, nq)
+    for m in range(n_valid):
+        nq[m][1] = nq[m][1] + pp.q0d
+        nq[m][2] = nq[m][2] + pp.q0h
+        nq[m][3] = nq[m][3] + pp.q0w
+        ow = nq[m][3] * g.sw - g.pw
+        if m > 0 and nq[m][3] == nq[m - 1][3] + 1:
+            # the next point of a row: no multiplications
+            base[m] = base[m - 1] + g.C
+            origin[m] = origin[m - 1] + g.sw * g.F
+        else:
+            base[m] = (((nq[m][0] * g.D + nq[m][1]) * g.H + nq[m][2]) * g.W
+                       + nq[m][3]) * g.C
+            od, oh = nq[m][1] * g.sd - g.pd, nq[m][2] * g.sh - g.ph
+            origin[m] = (((nq[m][0] * g.OD + od) * g.OH + oh) * g.OW + ow) * g.F
+            row_whole = 0 <= od and od + g.sd <= g.OD and 0 <= oh and oh + g.sh <= g.OH
+        whole[m] = row_whole and 0 <= ow and ow + g.sw <= g.OW
+        if not whole[m]:
+            inside[m][0] = _residues_inside(od, g.sd, g.OD)
+            inside[m][1] = _residues_inside(oh, g.sh, g.OH)
+            inside[m][2] = _residues_inside(ow, g.sw, g.OW)
+    return n_valid
+
+
+cdef inline void _scatter_columns(floating* out, Py_ssize_t origin, const floating* src,
+                                  const Call* call, Py_ssize_t first, Py_ssize_t ncols,
+                                  const unsigned int* inside, bint whole,
+                                  int activation) noexcept nogil:
+    """Columns [first, first + ncols) of one voxel's sums, from the scratch tile to
+    their outputs: where the block lies inside the output, run by run; at its edges,
+    the columns whose outputs exist."""
+    cdef const Geometry* g = call.g
+    cdef const Py_ssize_t* offset = call.column_offset + first
+    cdef const Py_ssize_t* rd = offset + g.columns
+    cdef const Py_ssize_t* rh = offset + 2 * g.columns
+    cdef const Py_ssize_t* rw = offset + 3 * g.columns
+    cdef const Py_ssize_t* run_left = offset + 4 * g.columns
+    cdef Py_ssize_t c = 0, end, i
+    cdef floating* dst
+    if whole and activation == ACT_LINEAR:
+        while c < ncols:
+            # up to the end of this column's run of outputs side by side (a loop, not
+            # memcpy: runs are a few values, a call each would cost more than the copy)
+            end = min(ncols, c + run_left[c])
+            dst = out + origin + offset[c]
+            for i in range(end - c):
+                dst[i] = src[c + i]
+            c = end
+        return
+    for c in range(ncols):
+        if whole or (inside[0] >> rd[c]) & (inside[1] >> rh[c]) & (inside[2] >> rw[c]) & 1:
+            out[origin + offset[c]] = (src[c] if activation == ACT_LINEAR
+                                       else <floating>_activate(src[c], activation))
+
+
 cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
                                      Py_ssize_t n_tiles, Workspace* ws,
                                      floating* out) noexcept nogil:
-    """Tiles [first_tile, first_tile + n_tiles) when the kernel equals the stride and the
-    filters are few.
+    """Tiles [first_tile, first_tile + n_tiles) from the phase-column panels.
 
-    As _disjoint_item, but one product gives every phase at once: the panels' columns
-    are (phase, filter), so one filter's 8 phases (k2 s2) fill an 8-wide panel instead
-    of padding 8 panels of their own.  The sums land in the scratch tile and go out
-    column by column to their phases' positions (a few values per output line).
+    A tile is MR input-grid points; a point's columns are every phase's filters side
+    by side (PackedKernel._phase_columns), reduced over the union of the phases' taps,
+    so one kernel call per panel gives up to stride^3 outputs per point.  A panel that
+    covers whole runs of outputs side by side goes straight into the output (streamed
+    when large, as the general path); the rest lands in the scratch tile and goes out
+    run by run, or column by column at the output's edges.
     """
     cdef const Geometry* g = call.g
-    cdef Py_ssize_t j, tile, m, c, ncols, nr = g.nr, no_offset = 0
-    cdef int activation = _unfused(g)
-    cdef floating** outp = <floating**>ws.outp
-    cdef floating* scratch = <floating*>ws.scratch
+    cdef const PhasePlan* pp = call.phases + g.sd * g.sh * g.sw
+    cdef const Py_ssize_t* dd = call.axis_delta + pp.dd
+    cdef const Py_ssize_t* dh = call.axis_delta + pp.dh
+    cdef const Py_ssize_t* dw = call.axis_delta + pp.dw
+    cdef unsigned int* md = ws.tap_masks
+    cdef unsigned int* mh = md + g.max_axis_taps
+    cdef unsigned int* mw = md + 2 * g.max_axis_taps
+    cdef Py_ssize_t nq[DC3_MR][4]
+    cdef Py_ssize_t base[DC3_MR]
+    cdef Py_ssize_t origin[DC3_MR]
+    cdef unsigned int inside[DC3_MR][3]
+    cdef bint whole[DC3_MR]
+    cdef bint in_place[DC3_MR]
+    cdef Py_ssize_t tile, m, j, c, count, n_valid, placed, ncols, nr = g.nr, first
+    cdef bint short = g.column_run < SHORT_RUN
+    cdef const Py_ssize_t* offset
     cdef floating* dst
     cdef const floating* src
+    cdef Py_ssize_t w_first = 0, w_last = 0, v = first_tile * DC3_MR
+    cdef Py_ssize_t block_values = pp.td_n * pp.th_n * pp.tw_n * g.C * nr
+    cdef bint merged
+    cdef int activation = _unfused(g)
+    cdef Coord cursor = Coord(0, 0, 0, 0)
+    cdef floating** outp = <floating**>ws.outp
+    cdef floating* scratch = <floating*>ws.scratch
+    cdef const floating** table = <const floating**>ws.aptr
     cdef const floating* bias = <const floating*>call.bias
-    _disjoint_rows(call, first_tile, n_tiles, ws, <const floating*>call.x)
-    for m in range(DC3_MR):
-        outp[m] = scratch + m * nr
-    for j in range(g.blocks):
-        ncols = min(nr, g.columns - j * nr)
-        for tile in range(n_tiles):
-            _call_kernel(call.gemm, 1, g.C, <const floating**>ws.aptr + tile * DC3_MR,
-                         <const floating*>call.weights + j * g.C * nr, &no_offset,
-                         _block_bias(bias, j, nr), outp, False, _exit_flags(g, False), g.C)
+    if g.disjoint:
+        # kernel == stride, nothing cropped: the points are the input voxels, each
+        # read in place through its one tap, and every block lies inside the output
+        _disjoint_rows(call, first_tile, n_tiles, ws, <const floating*>call.x)
+        ws.woff[0] = 0
+        count, merged = 1, False
+    else:
+        _unravel(v, pp.nqd, pp.nqh, pp.nqw, g.N, False, &cursor)
+    for tile in range(n_tiles):
+        if g.disjoint:
+            table = <const floating**>ws.aptr + tile * DC3_MR
+            n_valid = 0
             for m in range(DC3_MR):
-                if ws.obase[tile * DC3_MR + m] < 0:
-                    break
-                dst = out + ws.obase[tile * DC3_MR + m]
-                src = scratch + m * nr
-                if activation == ACT_LINEAR:
+                origin[m] = ws.obase[tile * DC3_MR + m]
+                whole[m] = True
+                n_valid = n_valid + (origin[m] >= 0)
+        else:
+            n_valid = _column_voxels(call, pp, &cursor, &v, nq, base, origin, inside, whole)
+            _axis_masks(md, pp.td_n, dd, nq, n_valid, 1, g.D)
+            _axis_masks(mh, pp.th_n, dh, nq, n_valid, 2, g.H)
+            _axis_masks(mw, pp.tw_n, dw, nq, n_valid, 3, g.W)
+            merged = _merged_w_taps(mw, pp, (1u << n_valid) - 1, &w_first, &w_last)
+            count = _fill_table(<const floating*>call.x, <const floating*>call.zeros, base,
+                                md, mh, mw, pp, dd, dh, dw, g, merged, w_first, False, table,
+                                ws.woff)
+        placed = 0
+        for m in range(DC3_MR):
+            in_place[m] = m < n_valid and whole[m] and g.column_direct
+            placed = placed + in_place[m]
+        for j in range(g.blocks):
+            ncols = min(nr, g.columns - j * nr)
+            for m in range(DC3_MR):
+                outp[m] = (out + origin[m] + call.column_offset[j * nr] if in_place[m]
+                           else scratch + m * nr)
+            # entries go by d tap first: skip those of the d taps this panel lacks
+            first = 0
+            while first < count and ws.woff[first] < call.column_first_woff[j]:
+                first = first + 1
+            _call_kernel(call.gemm, count - first,
+                         g.C * (w_last - w_first + 1) if merged else g.C,
+                         table + first * DC3_MR,
+                         <const floating*>call.weights + j * block_values, ws.woff + first,
+                         _block_bias(bias, j, nr), outp, False,
+                         _exit_flags(g, placed == DC3_MR), g.C)
+            offset = call.column_offset + j * nr
+            for m in range(n_valid):
+                if in_place[m]:
+                    if activation != ACT_LINEAR:
+                        _finish_voxel(outp[m], outp[m], nr, True, activation)
+                elif whole[m] and short and activation == ACT_LINEAR:
+                    # the common case of few filters, kept tight: a value per column
+                    dst = out + origin[m]
+                    src = scratch + m * nr
                     for c in range(ncols):
-                        dst[call.column_offset[j * nr + c]] = src[c]
+                        dst[offset[c]] = src[c]
                 else:
-                    for c in range(ncols):
-                        dst[call.column_offset[j * nr + c]] = <floating>_activate(
-                            src[c], activation)
+                    _scatter_columns(out, origin[m], scratch + m * nr, call, j * nr, ncols,
+                                     inside[m], whole[m], activation)
 
 
 cdef inline void _run_item(const Call* call, const Py_ssize_t* item,

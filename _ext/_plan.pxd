@@ -17,6 +17,9 @@ cdef enum:
     # tile reuses the table of the run before it on the same rows, shifted (thin,
     # (1,64^3,1)->8 k3 s2, two threads: 12.4-13.6 ms -> 6.9-7.0 ms, best of two rounds).
     THIN_MAX_CHANNELS = 4
+    # ... and take the phase-column panels (PackedKernel._phase_columns) even where
+    # those do up to this many times the multiply-adds of one panel per phase.
+    THIN_COLUMN_COST = 4
     # Values of one reduction group (taps x channels): a group's input for the whole
     # work item stays in L2 while one filter block's weights sit in L1.
     KC_F32 = 512
@@ -53,11 +56,14 @@ cdef struct Geometry:
     # tile order: batch index fastest (many images, small volumes) or w fastest; with
     # w fastest, w_lines puts each row's interior into whole tiles (see _row_split)
     bint batch_fastest, w_lines
-    # kernel == stride with nothing cropped: _disjoint_item computes the layer; with
-    # phase_columns, from panels whose columns are (phase, filter), `columns` of them
-    # (nr and blocks are then those panels')
-    bint disjoint, phase_columns
-    Py_ssize_t columns
+    # kernel == stride with nothing cropped: _disjoint_item computes the layer
+    bint disjoint
+    # phase_columns: _phase_columns_item computes the layer from panels whose `columns`
+    # columns are (phase, filter) (nr, blocks and max_taps are then those panels'); a
+    # voxel's outputs of one (rd, rh) lie side by side, column_run (sw * F) of them,
+    # and panels that divide that run go straight into the output (column_direct)
+    bint phase_columns, column_direct
+    Py_ssize_t columns, column_run
     # an activation code (_activations.pxd); write with non-temporal stores
     int activation
     bint stream
@@ -104,6 +110,14 @@ cdef inline void _grid_range(Py_ssize_t length, Py_ssize_t crop, Py_ssize_t stri
     floor((length - 1 + crop - r) / stride); nq may come out <= 0 (no such point)."""
     q0[0] = _ceil_div(crop - r, stride)
     nq[0] = _floor_div(length - 1 + crop - r, stride) - q0[0] + 1
+
+
+cdef inline void _union_range(Py_ssize_t length, Py_ssize_t crop, Py_ssize_t stride,
+                              Py_ssize_t* q0, Py_ssize_t* nq) noexcept nogil:
+    """The input-grid points q of all phases of one axis together: those with some
+    output q*stride + r - crop, r < stride, in [0, length)."""
+    q0[0] = _ceil_div(crop - stride + 1, stride)
+    nq[0] = max(0, _floor_div(length - 1 + crop, stride) - q0[0] + 1)
 
 
 cdef inline void _row_split(Py_ssize_t nqw, Py_ssize_t q0w, Py_ssize_t W,

@@ -1,9 +1,11 @@
-"""Kernel == stride with few filters: every phase's filters as columns of one panel.
+"""Few filters or thin inputs with strides: every phase's filters as columns of one panel.
 
-The plan takes this path (`phase_columns`) where packing the phases side by side saves
-at least half of the padded panel columns; each case is checked against the naive
-reference, with and without bias, with fused (relu) and unfused activations, in both
-dtypes and data formats, and on one thread against two (the same sums, bit for bit).
+The plan takes this path (`phase_columns`) where PackedKernel._phase_columns finds it
+worth it: each input-grid point's outputs of every phase come from one product over the
+union of the phases' taps.  Each case is checked against the naive reference, with and
+without bias, with fused (relu) and unfused activations, in both dtypes and data
+formats, with crops and output_padding, on windows of the output, with non-finite
+inputs, and on one thread against two (the same sums, bit for bit).
 """
 
 import sys
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 import deconv3d
+from deconv3d import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import ACTIVATIONS, conv3d_transpose, relative_error  # noqa: E402
@@ -89,17 +92,136 @@ def test_a_last_partial_tile_is_complete():
                                atol=1e-12 * np.abs(reference(layer, x)).max())
 
 
-def test_not_taken_where_it_saves_little_or_the_layer_is_not_disjoint():
-    layer, x = make_layer(16, 2, "float32")
-    assert "phase_columns" not in paths(layer, x)
-    # output_padding breaks kernel == stride's one-to-one blocks: the general path
-    rng = np.random.default_rng(3)
-    cropped = deconv3d.Conv3DTranspose(1, 2, 2, output_padding=1)
-    x = rng.standard_normal((1, 3, 3, 3, 4)).astype("float32")
-    cropped.build(x.shape)
-    assert "phase_columns" not in paths(cropped, x) and "disjoint" not in paths(cropped, x)
-    expected = conv3d_transpose(x, cropped.kernel, cropped.bias, (2, 2, 2), "valid", (1, 1, 1))
-    assert relative_error(cropped(x), expected) <= 1e-5
+def test_not_taken_where_panels_are_full_or_the_filters_many():
+    for filters, kernel, strides, channels in [(16, 2, 2, 5), (16, 3, 2, 32), (16, 3, 2, 4),
+                                               (8, 3, 1, 2)]:
+        layer = deconv3d.Conv3DTranspose(filters, kernel, strides, padding="same")
+        x = np.zeros((1, 4, 5, 6, channels), "float32")
+        layer.build(x.shape)
+        assert "phase_columns" not in paths(layer, x), (filters, kernel, strides, channels)
+
+
+# kernel != stride: the union of the phases' taps, crops and output_padding
+# (filters, kernel, strides, padding, output_padding, spatial, channels, batch)
+GENERAL = [
+    (1, 3, 2, "same", None, (5, 6, 7), 32, 2),
+    (4, 3, 2, "same", None, (5, 6, 13), 32, 1),        # the 32-wide panel, two per rd
+    (2, 3, 2, "valid", None, (4, 5, 6), 8, 2),          # points past the input's end
+    (3, 4, 2, "same", None, (4, 5, 6), 16, 1),          # every phase has every offset
+    (2, 5, 2, "same", 1, (3, 4, 9), 8, 1),
+    (1, 3, 3, "valid", 1, (3, 4, 5), 8, 2),
+    (4, (3, 2, 5), (2, 1, 3), "same", None, (4, 5, 6), 8, 2),
+    (2, 4, 3, "valid", (1, 2, 0), (3, 4, 5), 8, 1),
+    # thin inputs
+    (8, 3, 2, "same", None, (5, 6, 13), 1, 1),          # panels straight into the output
+    (8, 3, 2, "valid", None, (4, 5, 6), 3, 2),
+    (6, 2, 2, "valid", 1, (3, 4, 5), 2, 1),
+    (8, (3, 4, 3), (2, 3, 2), "same", None, (3, 5, 4), 4, 1),
+]
+
+
+def general_layer(case, dtype, activation=None, use_bias=True, num_threads=None):
+    filters, kernel, strides, padding, output_padding, spatial, channels, batch = case
+    rng = np.random.default_rng(filters * 7 + channels + sum(spatial))
+    layer = deconv3d.Conv3DTranspose(filters, kernel, strides, padding=padding,
+                                     output_padding=output_padding, activation=activation,
+                                     use_bias=use_bias, dtype=dtype, num_threads=num_threads)
+    x = rng.standard_normal((batch, *spatial, channels)).astype(dtype)
+    layer.build(x.shape)
+    weights = [rng.standard_normal(layer.kernel.shape)]
+    if use_bias:
+        weights.append(rng.standard_normal(filters))
+    layer.set_weights(weights)
+    return layer, x
+
+
+def general_reference(layer, x):
+    return conv3d_transpose(x, layer.kernel, layer.bias if layer.use_bias else None,
+                            layer.strides, layer.padding, layer.output_padding)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", GENERAL, ids=[f"general{i}" for i in range(len(GENERAL))])
+def test_union_of_taps_matches_reference(case, dtype):
+    layer, x = general_layer(case, dtype, use_bias=case[0] % 2 == 0)
+    if dtype == "float32":      # float64 panels are half as wide: fewer layers qualify
+        assert "phase_columns" in paths(layer, x)
+    assert relative_error(layer(x), general_reference(layer, x)) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu"])
+@pytest.mark.parametrize("case", [GENERAL[1], GENERAL[8]], ids=["few", "thin"])
+def test_union_of_taps_with_activations(case, activation):
+    layer, x = general_layer(case, "float32", activation=activation)
+    assert "phase_columns" in paths(layer, x)
+    expected = ACTIVATIONS[activation](general_reference(layer, x))
+    assert relative_error(layer(x), expected) <= 1e-5
+
+
+@pytest.mark.parametrize("case", [GENERAL[0], GENERAL[7], GENERAL[8]],
+                         ids=["few", "crops", "thin"])
+def test_one_thread_and_two_give_the_same_sums(case):
+    layer, x = general_layer(case, "float32")
+    np.testing.assert_array_equal(layer(x, num_threads=1), layer(x, num_threads=2))
+
+
+@pytest.mark.parametrize("case", [GENERAL[2], GENERAL[8]], ids=["few", "thin"])
+def test_any_output_window_matches_the_full_output(case):
+    """The core computes any window of the output (the dask path asks for them): every
+    point's block is cut at the window's edges."""
+    layer, x = general_layer(case, "float32")
+    full = layer(x)
+    packed = layer._core_plan(x.shape).kernel
+    rng = np.random.default_rng(5)
+    for _ in range(12):
+        start = [int(rng.integers(0, n)) for n in full.shape[1:4]]
+        stop = [int(rng.integers(a + 1, n + 1)) for a, n in zip(start, full.shape[1:4])]
+        window = np.empty((x.shape[0], *(b - a for a, b in zip(start, stop)), full.shape[4]),
+                          "float32")
+        plan = packed.plan(x.shape, window.shape, tuple(start))
+        assert "phase_columns" in plan.explain()["paths"]
+        plan.run(x, window)
+        np.testing.assert_array_equal(
+            window, full[:, start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]])
+
+
+@pytest.mark.parametrize("case", [GENERAL[0], GENERAL[8]], ids=["few", "thin"])
+def test_non_finite_inputs_reach_only_the_outputs_their_taps_reach(case):
+    """A phase's zero weight at another phase's offset times an infinite input would be
+    NaN: such inputs take one panel per phase, and NaN and infinities land where the
+    reference puts them."""
+    layer, x = general_layer(case, "float32")
+    assert "phase_columns" in paths(layer, x)
+    x[0, 1, 2, 3, 0] = np.nan
+    x[-1, -1, 1, 2, -1] = np.inf
+    x[0, 2, 3, 1, 0] = -np.inf
+    actual = layer(x)
+    with np.errstate(invalid="ignore"):
+        expected = general_reference(layer, x)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    assert 0 < finite.sum() < finite.size
+    assert relative_error(actual[finite], expected[finite]) <= 1e-5
+
+
+def test_strides_with_dilation_from_other_frameworks():
+    """PyTorch and ONNX layers may have both; the union's offsets then have gaps."""
+    rng = np.random.default_rng(8)
+    kernel = rng.standard_normal((3, 2, 3, 1, 5))
+    bias = rng.standard_normal(1)
+    x = rng.standard_normal((1, 4, 5, 6, 5))
+    for dtype in ("float32", "float64"):
+        # d: offsets 0 and -3 for one phase, -1 for the other
+        packed = _core.PackedKernel(kernel, bias, (2, 2, 2), (3, 1, 1), dtype)
+        expected = conv3d_transpose(x, kernel, bias, (2, 2, 2), "valid", None, (3, 1, 1))
+        out = np.empty(expected.shape, dtype)
+        plan = packed.plan(x.shape, out.shape, (0, 0, 0))
+        if dtype == "float32":
+            assert "phase_columns" in plan.explain()["paths"]
+        plan.run(np.ascontiguousarray(x, dtype), out)
+        assert relative_error(out, expected) <= TOLERANCE[dtype]
 
 
 def test_empty_batch_and_zero_channels():

@@ -30,7 +30,6 @@ CASES = [
     (3, (1, 1, 4), 1, "valid", (1, 1, 3), (4, 3, 1), 5, 1, {"line_tiles"}),
     (9, 3, 2, "valid", 1, (2, 3, 14), 5, 1, {"line_tiles"}),
     # thin inputs (at most THIN_MAX_CHANNELS channels) take w_lines whatever their reduction
-    (8, 3, 2, "same", 1, (3, 4, 30), 1, 1, {"w_lines", "columns"}),
     (5, 2, 1, "valid", 1, (2, 3, 27), 3, 1, {"w_lines", "columns"}),
     (4, 3, 1, "same", 1, (2, 3, 50), 2, 2, {"w_lines", "columns"}),
     (16, 3, 1, "same", 1, (3, 4, 8), 5, 2, {"w_lines", "columns"}),
@@ -40,8 +39,10 @@ CASES = [
     (19, (1, 2, 3), (1, 2, 3), "valid", 1, (3, 5, 2), 7, 3, {"disjoint"}),
     (64, 2, 2, "valid", 1, (2, 2, 2), 33, 1, {"disjoint"}),
     (4, 1, 1, "valid", (2, 1, 3), (2, 3, 4), 5, 2, {"disjoint"}),
-    # few filters: every phase's filters side by side in one panel
-    (1, 2, 2, "valid", 1, (3, 4, 5), 16, 2, {"disjoint", "phase_columns"}),
+    # few filters or thin inputs with strides: every phase's filters side by side
+    (1, 2, 2, "valid", 1, (3, 4, 5), 16, 2, {"phase_columns"}),
+    (2, 3, 2, "same", 1, (3, 4, 9), 16, 2, {"phase_columns"}),
+    (8, 3, 2, "same", 1, (3, 4, 30), 1, 1, {"phase_columns"}),
     # row kernels: 2 or 3 w taps, 1 or 2 apart, one- and two-vector panels (each with a
     # reduction of at least W_LINES_MIN_REDUCTION = 96 taps x channels, or no w_lines)
     (32, 3, 1, "same", 1, (3, 5, 20), 8, 1, {"w_lines", "row_kernel", "columns"}),
@@ -57,6 +58,7 @@ CASES = [
     # outputs of 16 MiB and more go out with non-temporal stores
     (32, 2, 2, "valid", 1, (16, 32, 32), 4, 1, {"disjoint", "stream"}),
     (32, 3, 2, "same", 1, (16, 32, 32), 3, 1, {"stream"}),
+    (8, 3, 2, "same", 1, (32, 32, 64), 1, 1, {"phase_columns", "stream"}),
 ]
 
 
@@ -102,7 +104,7 @@ def test_every_path_is_claimed_by_some_case():
 
 
 def test_exactly_one_tile_order_per_plan():
-    orders = {"batch_tiles", "line_tiles", "w_lines", "disjoint"}
+    orders = {"batch_tiles", "line_tiles", "w_lines", "disjoint", "phase_columns"}
     for case in CASES:
         layer, x = make_layer(case, "float32")
         paths = layer._core_plan(x.shape).explain()["paths"]
