@@ -159,16 +159,34 @@ def _column_width(columns, run, per_rd, itemsize):
     A voxel's outputs of one (rd, rh) lie side by side in the output, `run` values
     (stride_w * filters); a width that divides that run, at least one full-width
     vector, lets the kernel write whole panels straight into the output (with
-    streaming stores).  Next best, a width that divides the `per_rd` columns of one
-    rd: each panel then skips the d taps its rd lacks.  Otherwise the usual choice
-    (_panel_width).
+    streaming stores), and each panel skips the (d, h) taps its phases lack.  Next
+    best, a width that divides the `per_rd` columns of one rd: a panel then skips the
+    d taps its rd lacks.  Otherwise the usual choice (_panel_width).
     """
     small, normal, wide = PANEL_WIDTHS[itemsize]
     for values in (run, per_rd):
-        for width in ((wide, normal) if dc3_wide_available() else (normal,)):
+        for width in ((wide, normal) if dc3_wide_available() else (normal, small)):
             if values % width == 0:
                 return width
     return _panel_width(columns, itemsize)
+
+
+def _column_needs(axes, unions, strides, filters, nr, blocks):
+    """Per panel of phase columns, the union's (d, h) tap pairs some column of it uses:
+    bit ud * len(h union) + uh.  Every bit where there are more pairs than bits."""
+    pairs = len(unions[0]) * len(unions[1])
+    if pairs > 62:
+        return [(1 << 62) - 1] * blocks
+    index = [{offset: i for i, offset in enumerate(u)} for u in unions[:2]]
+    needs = [0] * blocks
+    columns = strides[0] * strides[1] * strides[2] * filters
+    for column in range(columns):
+        phase = column // filters
+        rd, rh = phase // (strides[1] * strides[2]), (phase // strides[2]) % strides[1]
+        for _, od in axes[0][rd]:
+            for _, oh in axes[1][rh]:
+                needs[column // nr] |= 1 << (index[0][od] * len(unions[1]) + index[1][oh])
+    return needs
 
 
 def _worth_phase_columns(phase_cost, column_cost, few_filters, one_vector, channels):
@@ -228,8 +246,9 @@ cdef class PackedKernel:
     cdef readonly Py_ssize_t column_nr, column_blocks
     # some phase lacks a tap at some offset of the union: its weight there is zero
     cdef readonly bint column_zeros
-    # per panel, the first of the union's d taps it needs (the earlier are zero for it)
-    cdef readonly object column_first_d
+    # per panel, the union's (d, h) tap pairs its columns use, bit d * h_taps + h (the
+    # others are zero in it and its tiles skip them)
+    cdef readonly object column_needs
     cdef dict _plans
 
     def __init__(self, kernel, bias, strides, dilations, dtype):
@@ -290,7 +309,7 @@ cdef class PackedKernel:
         multiply-adds.
         Taken where _worth_phase_columns says so.
         """
-        self.column_weights = self.column_bias = self.column_first_d = None
+        self.column_weights = self.column_bias = self.column_needs = None
         self.column_nr = self.column_blocks = 0
         self.column_zeros = False
         phases = self.strides[0] * self.strides[1] * self.strides[2]
@@ -303,17 +322,8 @@ cdef class PackedKernel:
         per_rd = self.strides[1] * self.strides[2] * self.filters
         nr = _column_width(columns, self.strides[2] * self.filters, per_rd, itemsize)
         blocks = -(-columns // nr)
-        # Per panel, the first d tap it needs.  A phase's d offsets are the last of the
-        # union's (with dilation 1 they run from some -m up to 0), so a panel within one
-        # rd starts at that rd's first; the others need every d tap.
-        first_d = [0] * blocks
-        if per_rd % nr == 0:
-            for j in range(blocks):
-                offsets = [offset for _, offset in axes[0][j * nr // per_rd]]
-                if offsets == unions[0][len(unions[0]) - len(offsets):]:
-                    first_d[j] = len(unions[0]) - len(offsets)
-        per_d = len(unions[1]) * len(unions[2])
-        column_cost = nr * per_d * sum(len(unions[0]) - first for first in first_d)
+        needs = _column_needs(axes, unions, self.strides, self.filters, nr, blocks)
+        column_cost = nr * len(unions[2]) * sum(bin(mask).count("1") for mask in needs)
         phase_cost = self.filter_blocks * self.nr * sum(
             len(pd) * len(ph) * len(pw) for pd in axes[0] for ph in axes[1] for pw in axes[2])
         if not _worth_phase_columns(phase_cost, column_cost, 2 * self.filters <= self.nr,
@@ -343,7 +353,7 @@ cdef class PackedKernel:
             repeated[:columns] = np.tile(np.asarray(bias, dtype=kernel.dtype), phases)
             self.column_bias = _aligned_copy(repeated)
         self.column_nr, self.column_blocks = nr, blocks
-        self.column_first_d = np.asarray(first_d, dtype=np.intp)
+        self.column_needs = np.asarray(needs, dtype=np.intp)
         self.column_zeros = any(len(pairs) != len(u) for phases, u in zip(axes, unions)
                                 for pairs in phases)
 
@@ -429,7 +439,7 @@ cdef class Plan:
     # phase_columns: per column, its output offset from a voxel's block origin, its
     # phase (rd, rh, rw) and the columns left in its run, as rows of one (5, columns) array
     cdef object column_offset
-    cdef object column_first_woff       # per panel, the weight offset of its first d tap
+    cdef object column_needs            # per panel, the (d, h) tap pairs it uses
     cdef bint columns_allowed
     cdef object fallback                # the same layer without phase columns, on demand
     cdef readonly PackedKernel kernel
@@ -501,11 +511,7 @@ cdef class Plan:
             # column ((rd * sh + rh) * sw + rw) * F + f: phase (rd, rh, rw), filter f
             rd, rh, rw, f = np.meshgrid(np.arange(g.sd), np.arange(g.sh), np.arange(g.sw),
                                         np.arange(g.F), indexing="ij")
-            # panel j skips the table entries of the d taps before its first: their
-            # weight offsets (ws.woff) lie below this one
-            taps = k.axis_taps[:, max(k.strides)]
-            self.column_first_woff = np.ascontiguousarray(
-                k.column_first_d * taps[1] * taps[2] * g.C * g.nr, dtype=np.intp)
+            self.column_needs = np.ascontiguousarray(k.column_needs, dtype=np.intp)
             self.column_offset = np.ascontiguousarray(np.stack(
                 [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
                  rw.ravel(), (g.column_run - (rw * g.F + f)).ravel()]), dtype=np.intp)
@@ -750,15 +756,15 @@ cdef class Plan:
         call.bias = (NULL if self.kernel.bias is None
                      else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
         call.zeros, call.g, call.phases, call.gemm = self.zeros, &self.g, self.phases, self.gemm
-        call.column_offset = call.column_first_woff = NULL
+        call.column_offset = call.column_needs = NULL
         if self.g.phase_columns:
             call.weights = cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_weights)
             call.bias = (NULL if self.kernel.column_bias is None
                          else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.column_bias))
             call.column_offset = <const Py_ssize_t*>cnp.PyArray_DATA(
                 <cnp.ndarray>self.column_offset)
-            call.column_first_woff = <const Py_ssize_t*>cnp.PyArray_DATA(
-                <cnp.ndarray>self.column_first_woff)
+            call.column_needs = <const Py_ssize_t*>cnp.PyArray_DATA(
+                <cnp.ndarray>self.column_needs)
         call.axis_delta = self._delta(0)
         cdef Py_ssize_t done
         with nogil:

@@ -1,7 +1,9 @@
 # Executing a plan: the steps of one work item, with stated inputs and outputs.
 #   general path:  _build_tables (tile voxels, masks, table) -> _reduce_tiles -> _finish_tiles
 #   kernel == stride, nothing cropped:  _disjoint_item (one matrix product into strided rows)
-#   few filters or thin inputs:         _phase_columns_item (every phase's filters side by side)
+#   few filters or thin inputs:         _phase_columns_item (every phase's filters side by side,
+#                                       over the union of the phases' taps), or with
+#                                       kernel == stride _disjoint_columns_item
 # Threads own whole work items (tile ranges of phases), so no two write the same voxel.
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
@@ -30,8 +32,7 @@ cdef struct Call:
                                      # from a point's block origin, its phase (rd, rh, rw) and
                                      # the columns from it to the end of its run; weights and
                                      # bias are then the column panels
-    const Py_ssize_t* column_first_woff  # phase_columns: per panel, the weight offset of the
-                                         # first d tap it needs
+    const Py_ssize_t* column_needs  # phase_columns: per panel, the (d, h) tap pairs it uses
 
 
 cdef struct Workspace:
@@ -47,6 +48,9 @@ cdef struct Workspace:
     void** outp                 # (MR,): where one kernel call writes
     unsigned int* tap_masks     # (3, max_axis_taps): per axis and tap, voxels reached
     Py_ssize_t* obase           # (tiles, MR): kernel == stride path's output offsets
+    void** panel_table          # (max_taps, MR): phase columns, the entries one panel uses
+    Py_ssize_t* panel_woff      # (max_taps,): their weight offsets
+    Py_ssize_t* entry_pair      # (max_taps,): each table entry's (d, h) tap pair
 
 
 cdef inline Workspace _workspace_new(const Geometry* g, Py_ssize_t itemsize) noexcept nogil:
@@ -65,6 +69,9 @@ cdef inline Workspace _workspace_new(const Geometry* g, Py_ssize_t itemsize) noe
     ws.outp = <void**>malloc(DC3_MR * sizeof(void*))
     ws.tap_masks = <unsigned int*>malloc(3 * g.max_axis_taps * sizeof(unsigned int))
     ws.obase = <Py_ssize_t*>malloc(tiles * DC3_MR * sizeof(Py_ssize_t))
+    ws.panel_table = <void**>malloc(g.max_taps * DC3_MR * sizeof(void*))
+    ws.panel_woff = <Py_ssize_t*>malloc(g.max_taps * sizeof(Py_ssize_t))
+    ws.entry_pair = <Py_ssize_t*>malloc(g.max_taps * sizeof(Py_ssize_t))
     return ws
 
 
@@ -72,7 +79,8 @@ cdef inline bint _workspace_ok(const Workspace* ws) noexcept nogil:
     return (ws.woff != NULL and ws.aptr != NULL and ws.ntaps != NULL
             and ws.channels != NULL and ws.group_taps != NULL and ws.by_rows != NULL
             and ws.vox != NULL and ws.scratch != NULL and ws.outp != NULL
-            and ws.tap_masks != NULL and ws.obase != NULL)
+            and ws.tap_masks != NULL and ws.obase != NULL and ws.panel_table != NULL
+            and ws.panel_woff != NULL and ws.entry_pair != NULL)
 
 
 cdef inline void _workspace_free(Workspace* ws) noexcept nogil:
@@ -87,6 +95,9 @@ cdef inline void _workspace_free(Workspace* ws) noexcept nogil:
     free(ws.outp)
     free(ws.tap_masks)
     free(ws.obase)
+    free(ws.panel_table)
+    free(ws.panel_woff)
+    free(ws.entry_pair)
 
 
 cdef inline void _call_kernel(const dc3_kernel* kernel, Py_ssize_t ntaps, Py_ssize_t channels,
@@ -449,6 +460,69 @@ cdef inline void _scatter_columns(floating* out, Py_ssize_t origin, const floati
                                        else <floating>_activate(src[c], activation))
 
 
+cdef inline Py_ssize_t _panel_entries(Workspace* ws, const floating** table, Py_ssize_t count,
+                                      unsigned long long needs, unsigned long long present,
+                                      const floating*** panel_table,
+                                      const Py_ssize_t** panel_woff) noexcept nogil:
+    """The table entries one panel of phase columns uses: all of them, or a copy of
+    those whose (d, h) tap pair the panel's phases have (the others meet zero weights
+    in it).  Returns how many."""
+    cdef Py_ssize_t e, used = 0
+    if present & ~needs == 0:
+        panel_table[0], panel_woff[0] = table, ws.woff
+        return count
+    for e in range(count):
+        if (needs >> ws.entry_pair[e]) & 1:
+            memcpy(ws.panel_table + used * DC3_MR, table + e * DC3_MR, DC3_MR * sizeof(void*))
+            ws.panel_woff[used] = ws.woff[e]
+            used = used + 1
+    panel_table[0] = <const floating**>ws.panel_table
+    panel_woff[0] = ws.panel_woff
+    return used
+
+
+cdef inline void _disjoint_columns_item(const Call* call, Py_ssize_t first_tile,
+                                        Py_ssize_t n_tiles, Workspace* ws,
+                                        floating* out) noexcept nogil:
+    """Tiles [first_tile, first_tile + n_tiles) from the phase-column panels when the
+    kernel equals the stride and nothing is cropped.
+
+    As _disjoint_item, but one product gives every phase at once: one tap at offset
+    0, so a tile is MR consecutive input voxels read in place, and every voxel's
+    block of outputs lies inside the output.  The sums land in the scratch tile and
+    go out column by column (a few values per output line).
+    """
+    cdef const Geometry* g = call.g
+    cdef Py_ssize_t j, tile, m, c, ncols, nr = g.nr, no_offset = 0
+    cdef int activation = _unfused(g)
+    cdef floating** outp = <floating**>ws.outp
+    cdef floating* scratch = <floating*>ws.scratch
+    cdef floating* dst
+    cdef const floating* src
+    cdef const floating* bias = <const floating*>call.bias
+    _disjoint_rows(call, first_tile, n_tiles, ws, <const floating*>call.x)
+    for m in range(DC3_MR):
+        outp[m] = scratch + m * nr
+    for j in range(g.blocks):
+        ncols = min(nr, g.columns - j * nr)
+        for tile in range(n_tiles):
+            _call_kernel(call.gemm, 1, g.C, <const floating**>ws.aptr + tile * DC3_MR,
+                         <const floating*>call.weights + j * g.C * nr, &no_offset,
+                         _block_bias(bias, j, nr), outp, False, _exit_flags(g, False), g.C)
+            for m in range(DC3_MR):
+                if ws.obase[tile * DC3_MR + m] < 0:
+                    break
+                dst = out + ws.obase[tile * DC3_MR + m]
+                src = scratch + m * nr
+                if activation == ACT_LINEAR:
+                    for c in range(ncols):
+                        dst[call.column_offset[j * nr + c]] = src[c]
+                else:
+                    for c in range(ncols):
+                        dst[call.column_offset[j * nr + c]] = <floating>_activate(
+                            src[c], activation)
+
+
 cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
                                      Py_ssize_t n_tiles, Workspace* ws,
                                      floating* out) noexcept nogil:
@@ -477,6 +551,10 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
     cdef bint in_place[DC3_MR]
     cdef Py_ssize_t tile, m, j, c, count, n_valid, placed, ncols, nr = g.nr, first
     cdef bint short = g.column_run < SHORT_RUN
+    cdef Py_ssize_t e, used, per_pair = pp.tw_n * g.C * nr
+    cdef unsigned long long present = 0
+    cdef const floating** panel_table
+    cdef const Py_ssize_t* panel_woff
     cdef const Py_ssize_t* offset
     cdef floating* dst
     cdef const floating* src
@@ -489,31 +567,20 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
     cdef floating* scratch = <floating*>ws.scratch
     cdef const floating** table = <const floating**>ws.aptr
     cdef const floating* bias = <const floating*>call.bias
-    if g.disjoint:
-        # kernel == stride, nothing cropped: the points are the input voxels, each
-        # read in place through its one tap, and every block lies inside the output
-        _disjoint_rows(call, first_tile, n_tiles, ws, <const floating*>call.x)
-        ws.woff[0] = 0
-        count, merged = 1, False
-    else:
-        _unravel(v, pp.nqd, pp.nqh, pp.nqw, g.N, False, &cursor)
+    _unravel(v, pp.nqd, pp.nqh, pp.nqw, g.N, False, &cursor)
     for tile in range(n_tiles):
-        if g.disjoint:
-            table = <const floating**>ws.aptr + tile * DC3_MR
-            n_valid = 0
-            for m in range(DC3_MR):
-                origin[m] = ws.obase[tile * DC3_MR + m]
-                whole[m] = True
-                n_valid = n_valid + (origin[m] >= 0)
-        else:
-            n_valid = _column_voxels(call, pp, &cursor, &v, nq, base, origin, inside, whole)
-            _axis_masks(md, pp.td_n, dd, nq, n_valid, 1, g.D)
-            _axis_masks(mh, pp.th_n, dh, nq, n_valid, 2, g.H)
-            _axis_masks(mw, pp.tw_n, dw, nq, n_valid, 3, g.W)
-            merged = _merged_w_taps(mw, pp, (1u << n_valid) - 1, &w_first, &w_last)
-            count = _fill_table(<const floating*>call.x, <const floating*>call.zeros, base,
-                                md, mh, mw, pp, dd, dh, dw, g, merged, w_first, False, table,
-                                ws.woff)
+        n_valid = _column_voxels(call, pp, &cursor, &v, nq, base, origin, inside, whole)
+        _axis_masks(md, pp.td_n, dd, nq, n_valid, 1, g.D)
+        _axis_masks(mh, pp.th_n, dh, nq, n_valid, 2, g.H)
+        _axis_masks(mw, pp.tw_n, dw, nq, n_valid, 3, g.W)
+        merged = _merged_w_taps(mw, pp, (1u << n_valid) - 1, &w_first, &w_last)
+        count = _fill_table(<const floating*>call.x, <const floating*>call.zeros, base,
+                            md, mh, mw, pp, dd, dh, dw, g, merged, w_first, False, table,
+                            ws.woff)
+        present = 0
+        for e in range(count):      # entries go (d, h, w): a pair's w taps share it
+            ws.entry_pair[e] = ws.woff[e] // per_pair
+            present = present | (1ull << ws.entry_pair[e])
         placed = 0
         for m in range(DC3_MR):
             in_place[m] = m < n_valid and whole[m] and g.column_direct
@@ -523,15 +590,11 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
             for m in range(DC3_MR):
                 outp[m] = (out + origin[m] + call.column_offset[j * nr] if in_place[m]
                            else scratch + m * nr)
-            # entries go by d tap first: skip those of the d taps this panel lacks
-            first = 0
-            while first < count and ws.woff[first] < call.column_first_woff[j]:
-                first = first + 1
-            _call_kernel(call.gemm, count - first,
-                         g.C * (w_last - w_first + 1) if merged else g.C,
-                         table + first * DC3_MR,
-                         <const floating*>call.weights + j * block_values, ws.woff + first,
-                         _block_bias(bias, j, nr), outp, False,
+            used = _panel_entries(ws, table, count, call.column_needs[j], present,
+                                  &panel_table, &panel_woff)
+            _call_kernel(call.gemm, used, g.C * (w_last - w_first + 1) if merged else g.C,
+                         panel_table, <const floating*>call.weights + j * block_values,
+                         panel_woff, _block_bias(bias, j, nr), outp, False,
                          _exit_flags(g, placed == DC3_MR), g.C)
             offset = call.column_offset + j * nr
             for m in range(n_valid):
@@ -555,6 +618,10 @@ cdef inline void _run_item(const Call* call, const Py_ssize_t* item,
     of each of its phases."""
     cdef const Geometry* g = call.g
     cdef Py_ssize_t p, tiles
+    if g.phase_columns and g.disjoint:
+        _disjoint_columns_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles),
+                               ws, out)
+        return
     if g.phase_columns:
         _phase_columns_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles), ws,
                             out)

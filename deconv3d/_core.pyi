@@ -38,7 +38,7 @@ class PackedKernel:
     column_nr: int
     column_blocks: int
     column_zeros: bool
-    column_first_d: Optional[np.ndarray]
+    column_needs: Optional[np.ndarray]
     def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
                  strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
                  dtype: npt.DTypeLike) -> None: ...
