@@ -83,6 +83,7 @@ TUNING = {
     "ALL_PHASES_MAX_KERNEL_BYTES": ALL_PHASES_MAX_KERNEL_BYTES,
     "STREAM_MIN_BYTES": STREAM_MIN_BYTES, "DISJOINT_MAX_ITEM_TILES": DISJOINT_MAX_ITEM_TILES,
     "DISJOINT_MIN_ITEMS_PER_THREAD": DISJOINT_MIN_ITEMS_PER_THREAD,
+    "MAX_COLUMN_PAIRS": MAX_COLUMN_PAIRS,
 }
 
 
@@ -173,10 +174,11 @@ def _column_width(columns, run, per_rd, itemsize):
 
 def _column_needs(axes, unions, strides, filters, nr, blocks):
     """Per panel of phase columns, the union's (d, h) tap pairs some column of it uses:
-    bit ud * len(h union) + uh.  Every bit where there are more pairs than bits."""
+    bit ud * len(h union) + uh; None where there are more pairs than MAX_COLUMN_PAIRS
+    (every panel then takes every table entry)."""
     pairs = len(unions[0]) * len(unions[1])
-    if pairs > 62:
-        return [(1 << 62) - 1] * blocks
+    if pairs > MAX_COLUMN_PAIRS:
+        return None
     index = [{offset: i for i, offset in enumerate(u)} for u in unions[:2]]
     needs = [0] * blocks
     columns = strides[0] * strides[1] * strides[2] * filters
@@ -194,10 +196,11 @@ def _worth_phase_columns(phase_cost, column_cost, few_filters, one_vector, chann
     both do per input channel (padding and the zeros between phases included).
 
     Few filters (half a panel or less): up to 5/4 as many, for the wider kernel and no
-    per-phase tile overhead (few filters, (1,32^3,32)->4 k3 s2: ...).  Thin inputs
-    with one-vector panels: up to THIN_COLUMN_COST times as many; their cost is the
-    tiles, not the arithmetic (thin, (1,64^3,1)->8 k3 s2: ...), which stops being so
-    from 16 filters on ((1,48^3,4)->16: ...).
+    per-phase tile overhead (few filters, (1,32^3,32)->4 k3 s2 same, two threads on a
+    Zen 4: 3.4-4.8 -> 2.3-3.0 ms).  Thin inputs with one-vector panels: up to
+    THIN_COLUMN_COST times as many; their cost is the tiles, not the arithmetic (thin,
+    (1,64^3,1)->8 k3 s2: 6.5-9.8 -> 3.8-4.3 ms), which stops being so from 16 filters
+    on ((1,48^3,4)->16 k3 s2: 4.1-4.9 -> 6.4-6.6 ms, so not taken).
     """
     if few_filters and 4 * column_cost <= 5 * phase_cost:
         return True
@@ -323,7 +326,11 @@ cdef class PackedKernel:
         nr = _column_width(columns, self.strides[2] * self.filters, per_rd, itemsize)
         blocks = -(-columns // nr)
         needs = _column_needs(axes, unions, self.strides, self.filters, nr, blocks)
-        column_cost = nr * len(unions[2]) * sum(bin(mask).count("1") for mask in needs)
+        if needs is None:
+            needs = [-1] * blocks
+            column_cost = nr * len(unions[2]) * len(unions[0]) * len(unions[1]) * blocks
+        else:
+            column_cost = nr * len(unions[2]) * sum(bin(mask).count("1") for mask in needs)
         phase_cost = self.filter_blocks * self.nr * sum(
             len(pd) * len(ph) * len(pw) for pd in axes[0] for ph in axes[1] for pw in axes[2])
         if not _worth_phase_columns(phase_cost, column_cost, 2 * self.filters <= self.nr,
@@ -512,6 +519,7 @@ cdef class Plan:
             rd, rh, rw, f = np.meshgrid(np.arange(g.sd), np.arange(g.sh), np.arange(g.sw),
                                         np.arange(g.F), indexing="ij")
             self.column_needs = np.ascontiguousarray(k.column_needs, dtype=np.intp)
+            g.column_pairs = k.axis_taps[0, max(k.strides)] * k.axis_taps[1, max(k.strides)]
             self.column_offset = np.ascontiguousarray(np.stack(
                 [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
                  rw.ravel(), (g.column_run - (rw * g.F + f)).ravel()]), dtype=np.intp)

@@ -11,7 +11,7 @@ from libc.stddef cimport ptrdiff_t
 from _types cimport floating
 from _kernels cimport dc3_kernel, DC3_MR, DC3_RUN, DC3_RELU, DC3_STREAM
 from _activations cimport ACT_LINEAR, ACT_RELU, _activate
-from _plan cimport Geometry, PhasePlan
+from _plan cimport Geometry, PhasePlan, MAX_COLUMN_PAIRS
 from _tiles cimport (Coord, _unravel, _advance, _next_voxels, _w_line_voxels,
                      _voxel_addresses, _axis_masks, _tile_masks, _merged_w_taps, _is_row_tile,
                      _fill_table)
@@ -577,8 +577,9 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
         count = _fill_table(<const floating*>call.x, <const floating*>call.zeros, base,
                             md, mh, mw, pp, dd, dh, dw, g, merged, w_first, False, table,
                             ws.woff)
-        present = 0
-        for e in range(count):      # entries go (d, h, w): a pair's w taps share it
+        present = 0         # no pairs to skip where there are more than mask bits
+        for e in range(count if g.column_pairs <= MAX_COLUMN_PAIRS else 0):
+            # entries go (d, h, w): a pair's w taps share it
             ws.entry_pair[e] = ws.woff[e] // per_pair
             present = present | (1ull << ws.entry_pair[e])
         placed = 0

@@ -42,6 +42,8 @@ cdef enum:
     # all), and at least this many items per thread.
     DISJOINT_MAX_ITEM_TILES = 64
     DISJOINT_MIN_ITEMS_PER_THREAD = 16
+    # phase columns: the most (d, h) tap pairs a panel's bit mask of used pairs holds
+    MAX_COLUMN_PAIRS = 62
 
 
 cdef struct Geometry:
@@ -64,6 +66,9 @@ cdef struct Geometry:
     # and panels that divide that run go straight into the output (column_direct)
     bint phase_columns, column_direct
     Py_ssize_t columns, column_run
+    # the union's (d, h) tap pairs: panels skip the pairs they lack (a bit mask each)
+    # where there are at most MAX_COLUMN_PAIRS
+    Py_ssize_t column_pairs
     # an activation code (_activations.pxd); write with non-temporal stores
     int activation
     bint stream

@@ -114,6 +114,8 @@ GENERAL = [
     (2, 4, 3, "valid", (1, 2, 0), (3, 4, 5), 8, 1),
     # thin inputs
     (8, 3, 2, "same", None, (5, 6, 13), 1, 1),          # panels straight into the output
+    (1, (17, 17, 1), (2, 2, 1), "same", None, (3, 4, 5), 2, 1),  # more (d, h) tap pairs
+                                                        # than a panel's mask has bits
     (8, 3, 2, "valid", None, (4, 5, 6), 3, 2),
     (6, 2, 2, "valid", 1, (3, 4, 5), 2, 1),
     (8, (3, 4, 3), (2, 3, 2), "same", None, (3, 5, 4), 4, 1),
