@@ -443,8 +443,8 @@ cdef class Plan:
     cdef void* zeros
     cdef const dc3_kernel* gemm
     cdef bint empty, all_phases
-    # phase_columns: per column, its output offset from a voxel's block origin, its
-    # phase (rd, rh, rw) and the columns left in its run, as rows of one (5, columns) array
+    # phase_columns: per column, its output offset from a voxel's block origin and its
+    # phase (rd, rh, rw), as rows of one (4, columns) array
     cdef object column_offset
     cdef object column_needs            # per panel, the (d, h) tap pairs it uses
     cdef bint columns_allowed
@@ -522,7 +522,7 @@ cdef class Plan:
             g.column_pairs = k.axis_taps[0, max(k.strides)] * k.axis_taps[1, max(k.strides)]
             self.column_offset = np.ascontiguousarray(np.stack(
                 [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
-                 rw.ravel(), (g.column_run - (rw * g.F + f)).ravel()]), dtype=np.intp)
+                 rw.ravel()]), dtype=np.intp)
 
     cdef void _phases(self):
         """Each phase's taps, input-grid range and weights; then the phase-column

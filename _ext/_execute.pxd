@@ -28,10 +28,9 @@ cdef struct Call:
     const Geometry* g
     const PhasePlan* phases
     const dc3_kernel* gemm      # the kernel for the packed panel width
-    const Py_ssize_t* column_offset  # phase_columns: (5, columns), each column's output offset
-                                     # from a point's block origin, its phase (rd, rh, rw) and
-                                     # the columns from it to the end of its run; weights and
-                                     # bias are then the column panels
+    const Py_ssize_t* column_offset  # phase_columns: (4, columns), each column's output offset
+                                     # from a point's block origin and its phase (rd, rh, rw);
+                                     # weights and bias are then the column panels
     const Py_ssize_t* column_needs  # phase_columns: per panel, the (d, h) tap pairs it uses
 
 
@@ -375,11 +374,6 @@ cdef inline void _disjoint_item(const Call* call, Py_ssize_t first_tile, Py_ssiz
                                       scratch + m * nr, ncols, ncols == nr, activation)
 
 
-cdef enum:
-    # runs of outputs side by side shorter than this go out column by column
-    SHORT_RUN = 8
-
-
 cdef inline unsigned int _residues_inside(Py_ssize_t first, Py_ssize_t stride,
                                           Py_ssize_t length) noexcept nogil:
     """Bit r set where output first + r lies in [0, length), for r < stride."""
@@ -429,31 +423,36 @@ cdef inline Py_ssize_t _column_voxels(const Call* call, const PhasePlan* pp, Coo
     return n_valid
 
 
+cdef inline void _columns_out(floating* dst, const Py_ssize_t* offset, const floating* src,
+                              Py_ssize_t ncols, Py_ssize_t run) noexcept nogil:
+    """A point's columns of one panel to their outputs, the point's block lying inside
+    the output (dst: its origin; offset: the panel's first column's): four or two values
+    side by side as one move where the runs allow, else a value at a time."""
+    cdef Py_ssize_t c
+    if run % 4 == 0 and ncols % 4 == 0:
+        for c in range(0, ncols, 4):
+            memcpy(dst + offset[c], src + c, 4 * sizeof(floating))
+    elif run % 2 == 0 and ncols % 2 == 0:
+        for c in range(0, ncols, 2):
+            memcpy(dst + offset[c], src + c, 2 * sizeof(floating))
+    else:
+        for c in range(ncols):
+            dst[offset[c]] = src[c]
+
+
 cdef inline void _scatter_columns(floating* out, Py_ssize_t origin, const floating* src,
                                   const Call* call, Py_ssize_t first, Py_ssize_t ncols,
                                   const unsigned int* inside, bint whole,
                                   int activation) noexcept nogil:
-    """Columns [first, first + ncols) of one voxel's sums, from the scratch tile to
-    their outputs: where the block lies inside the output, run by run; at its edges,
-    the columns whose outputs exist."""
+    """Columns [first, first + ncols) of one point's sums, from the scratch tile to those
+    of their outputs that exist, through the activation (the general case of
+    _columns_out: a block cut by the output's edges, or an unfused activation)."""
     cdef const Geometry* g = call.g
     cdef const Py_ssize_t* offset = call.column_offset + first
     cdef const Py_ssize_t* rd = offset + g.columns
     cdef const Py_ssize_t* rh = offset + 2 * g.columns
     cdef const Py_ssize_t* rw = offset + 3 * g.columns
-    cdef const Py_ssize_t* run_left = offset + 4 * g.columns
-    cdef Py_ssize_t c = 0, end, i
-    cdef floating* dst
-    if whole and activation == ACT_LINEAR:
-        while c < ncols:
-            # up to the end of this column's run of outputs side by side (a loop, not
-            # memcpy: runs are a few values, a call each would cost more than the copy)
-            end = min(ncols, c + run_left[c])
-            dst = out + origin + offset[c]
-            for i in range(end - c):
-                dst[i] = src[c + i]
-            c = end
-        return
+    cdef Py_ssize_t c
     for c in range(ncols):
         if whole or (inside[0] >> rd[c]) & (inside[1] >> rh[c]) & (inside[2] >> rw[c]) & 1:
             out[origin + offset[c]] = (src[c] if activation == ACT_LINEAR
@@ -515,8 +514,7 @@ cdef inline void _disjoint_columns_item(const Call* call, Py_ssize_t first_tile,
                 dst = out + ws.obase[tile * DC3_MR + m]
                 src = scratch + m * nr
                 if activation == ACT_LINEAR:
-                    for c in range(ncols):
-                        dst[call.column_offset[j * nr + c]] = src[c]
+                    _columns_out(dst, call.column_offset + j * nr, src, ncols, g.column_run)
                 else:
                     for c in range(ncols):
                         dst[call.column_offset[j * nr + c]] = <floating>_activate(
@@ -533,7 +531,7 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
     so one kernel call per panel gives up to stride^3 outputs per point.  A panel that
     covers whole runs of outputs side by side goes straight into the output (streamed
     when large, as the general path); the rest lands in the scratch tile and goes out
-    run by run, or column by column at the output's edges.
+    a few values per move (_columns_out), or column by column at the output's edges.
     """
     cdef const Geometry* g = call.g
     cdef const PhasePlan* pp = call.phases + g.sd * g.sh * g.sw
@@ -549,15 +547,12 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
     cdef unsigned int inside[DC3_MR][3]
     cdef bint whole[DC3_MR]
     cdef bint in_place[DC3_MR]
-    cdef Py_ssize_t tile, m, j, c, count, n_valid, placed, ncols, nr = g.nr, first
-    cdef bint short = g.column_run < SHORT_RUN
+    cdef Py_ssize_t tile, m, j, count, n_valid, placed, ncols, nr = g.nr
     cdef Py_ssize_t e, used, per_pair = pp.tw_n * g.C * nr
     cdef unsigned long long present = 0
     cdef const floating** panel_table
     cdef const Py_ssize_t* panel_woff
     cdef const Py_ssize_t* offset
-    cdef floating* dst
-    cdef const floating* src
     cdef Py_ssize_t w_first = 0, w_last = 0, v = first_tile * DC3_MR
     cdef Py_ssize_t block_values = pp.td_n * pp.th_n * pp.tw_n * g.C * nr
     cdef bint merged
@@ -602,12 +597,9 @@ cdef inline void _phase_columns_item(const Call* call, Py_ssize_t first_tile,
                 if in_place[m]:
                     if activation != ACT_LINEAR:
                         _finish_voxel(outp[m], outp[m], nr, True, activation)
-                elif whole[m] and short and activation == ACT_LINEAR:
-                    # the common case of few filters, kept tight: a value per column
-                    dst = out + origin[m]
-                    src = scratch + m * nr
-                    for c in range(ncols):
-                        dst[offset[c]] = src[c]
+                elif whole[m] and activation == ACT_LINEAR:
+                    _columns_out(out + origin[m], offset, scratch + m * nr, ncols,
+                                 g.column_run)
                 else:
                     _scatter_columns(out, origin[m], scratch + m * nr, call, j * nr, ncols,
                                      inside[m], whole[m], activation)
