@@ -21,8 +21,9 @@ The pipeline, one file per job:
                        range, taps, row/run split, tile count, weights and kernels),
                        the work items and the tuning constants behind them.
                        `Plan.explain()` shows every decision.
-  execution (_execute.pxd, _tiles.pxd)  per work item: tile voxels -> tap masks ->
-                       indirection table -> reduction by a micro-kernel -> finish.
+  execution (_execute.pxd, _tiles.pxd, _columns.pxd)  per work item (_run_item, here):
+                       tile voxels -> tap masks -> indirection table -> reduction by a
+                       micro-kernel -> finish; _columns.pxd for phase-column panels.
   kernels (kernels/)   register-blocked micro-kernels, plain C functions named for
                        what they are, found in a table by (dtype, kind, NR, taps).
 
@@ -62,7 +63,9 @@ from _kernels cimport (dc3_kernel, dc3_find_kernel, dc3_wide_available, dc3_isa_
                        DC3_NR_WIDE_F32, DC3_NR_WIDE_F64)
 from _activations cimport *
 from _plan cimport *
-from _execute cimport Call, Workspace, _workspace_new, _workspace_ok, _workspace_free, _run_item
+from _execute cimport (Call, Workspace, _workspace_new, _workspace_ok, _workspace_free,
+                       _phase_item, _disjoint_item)
+from _columns cimport _phase_columns_item, _disjoint_columns_item
 
 cnp.import_array()
 
@@ -317,7 +320,7 @@ cdef class PackedKernel:
         self.column_zeros = False
         phases = self.strides[0] * self.strides[1] * self.strides[2]
         columns = phases * self.filters
-        # (a point's residues per axis are bits of an unsigned int in _execute.pxd)
+        # (a point's residues per axis are bits of an unsigned int in _columns.pxd)
         if phases == 1 or columns == 0 or self.channels == 0 or max(self.strides) > 16:
             return
         unions = [_union_offsets(p) for p in axes]
@@ -782,6 +785,29 @@ cdef class Plan:
                 done = _execute(&call, self.items, self.n_items, self.threads, <double*>call.out)
         if done != self.n_items:
             raise MemoryError("deconv3d: could not allocate per-thread work buffers")
+
+
+cdef inline void _run_item(const Call* call, const Py_ssize_t* item,
+                           Workspace* ws, floating* out) noexcept nogil:
+    """One work item (first phase, phase count, first tile): up to g.chunk_tiles tiles
+    of each of its phases."""
+    cdef const Geometry* g = call.g
+    cdef Py_ssize_t p, tiles
+    if g.phase_columns and g.disjoint:
+        _disjoint_columns_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles),
+                               ws, out)
+        return
+    if g.phase_columns:
+        _phase_columns_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles), ws,
+                            out)
+        return
+    if g.disjoint:
+        _disjoint_item(call, item[2], min(g.total_tiles - item[2], g.chunk_tiles), ws, out)
+        return
+    for p in range(item[0], item[0] + item[1]):
+        tiles = min(call.phases[p].tiles - item[2], g.chunk_tiles)
+        if tiles > 0:
+            _phase_item(call, p, item[2], tiles, ws, out)
 
 
 cdef enum:

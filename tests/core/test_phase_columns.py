@@ -24,11 +24,14 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
 
 def make_layer(filters, kernel, dtype, activation=None, use_bias=True, channels=5,
-               spatial=(3, 4, 5), batch=2, data_format="channels_last", num_threads=None):
+               spatial=(3, 4, 5), batch=2, data_format="channels_last", num_threads=None,
+               strides=None, padding="valid", output_padding=None):
+    """A layer with random weights and an input for it; strides default to the kernel."""
     rng = np.random.default_rng(filters * 100 + channels + sum(np.atleast_1d(kernel)))
-    layer = deconv3d.Conv3DTranspose(filters, kernel, kernel, activation=activation,
-                                     use_bias=use_bias, dtype=dtype, data_format=data_format,
-                                     num_threads=num_threads)
+    layer = deconv3d.Conv3DTranspose(filters, kernel, kernel if strides is None else strides,
+                                     padding=padding, output_padding=output_padding,
+                                     activation=activation, use_bias=use_bias, dtype=dtype,
+                                     data_format=data_format, num_threads=num_threads)
     shape = ((batch, channels, *spatial) if data_format == "channels_first"
              else (batch, *spatial, channels))
     x = rng.standard_normal(shape).astype(dtype)
@@ -45,7 +48,7 @@ def reference(layer, x, activation="linear"):
     if channels_first:
         x = x.transpose(0, 2, 3, 4, 1)
     expected = conv3d_transpose(x, layer.kernel, layer.bias if layer.use_bias else None,
-                                layer.strides, "valid")
+                                layer.strides, layer.padding, layer.output_padding)
     expected = ACTIVATIONS[activation](expected)
     return expected.transpose(0, 4, 1, 2, 3) if channels_first else expected
 
@@ -122,24 +125,10 @@ GENERAL = [
 ]
 
 
-def general_layer(case, dtype, activation=None, use_bias=True, num_threads=None):
+def general_layer(case, dtype, activation=None, use_bias=True):
     filters, kernel, strides, padding, output_padding, spatial, channels, batch = case
-    rng = np.random.default_rng(filters * 7 + channels + sum(spatial))
-    layer = deconv3d.Conv3DTranspose(filters, kernel, strides, padding=padding,
-                                     output_padding=output_padding, activation=activation,
-                                     use_bias=use_bias, dtype=dtype, num_threads=num_threads)
-    x = rng.standard_normal((batch, *spatial, channels)).astype(dtype)
-    layer.build(x.shape)
-    weights = [rng.standard_normal(layer.kernel.shape)]
-    if use_bias:
-        weights.append(rng.standard_normal(filters))
-    layer.set_weights(weights)
-    return layer, x
-
-
-def general_reference(layer, x):
-    return conv3d_transpose(x, layer.kernel, layer.bias if layer.use_bias else None,
-                            layer.strides, layer.padding, layer.output_padding)
+    return make_layer(filters, kernel, dtype, activation, use_bias, channels, spatial, batch,
+                      strides=strides, padding=padding, output_padding=output_padding)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -148,7 +137,7 @@ def test_union_of_taps_matches_reference(case, dtype):
     layer, x = general_layer(case, dtype, use_bias=case[0] % 2 == 0)
     if dtype == "float32":      # float64 panels are half as wide: fewer layers qualify
         assert "phase_columns" in paths(layer, x)
-    assert relative_error(layer(x), general_reference(layer, x)) <= TOLERANCE[dtype]
+    assert relative_error(layer(x), reference(layer, x)) <= TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu"])
@@ -156,7 +145,7 @@ def test_union_of_taps_matches_reference(case, dtype):
 def test_union_of_taps_with_activations(case, activation):
     layer, x = general_layer(case, "float32", activation=activation)
     assert "phase_columns" in paths(layer, x)
-    expected = ACTIVATIONS[activation](general_reference(layer, x))
+    expected = reference(layer, x, activation)
     assert relative_error(layer(x), expected) <= 1e-5
 
 
@@ -199,7 +188,7 @@ def test_non_finite_inputs_reach_only_the_outputs_their_taps_reach(case):
     x[0, 2, 3, 1, 0] = -np.inf
     actual = layer(x)
     with np.errstate(invalid="ignore"):
-        expected = general_reference(layer, x)
+        expected = reference(layer, x)
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
     np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected))
     np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
