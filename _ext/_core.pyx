@@ -23,7 +23,8 @@ The pipeline, one file per job:
                        `Plan.explain()` shows every decision.
   execution (_execute.pxd, _tiles.pxd, _columns.pxd)  per work item (_run_item, here):
                        tile voxels -> tap masks -> indirection table -> reduction by a
-                       micro-kernel -> finish; _columns.pxd for phase-column panels.
+                       micro-kernel -> finish; _columns.pxd for phase-column panels;
+                       _lanes.pxd for the lanes path (its own loop over output planes).
   kernels (kernels/)   register-blocked micro-kernels, plain C functions named for
                        what they are, found in a table by (dtype, kind, NR, taps).
 
@@ -43,6 +44,10 @@ With few filters or a thin input, every phase's filters go side by side as the
 columns of one set of panels, reduced over the union of the phases' taps: one
 stride-1 product per input-grid point gives its outputs of every phase
 (`_phase_columns_item`), instead of one padded panel and one tile table per phase.
+With 1-4 filters and overlapping taps, where such panels would still waste a fifth of
+their multiply-adds or more, the lanes path (`_lanes.pxd`) turns the layout around:
+input-grid points across the vector lanes, filters in separate sums, from a
+channel-major copy of the input, so that every multiply-add is one of the layer's.
 Outputs too large for the cache are written with non-temporal stores.  Threads take
 whole work items (tile ranges), so no two ever write the same voxel: no atomics, no
 races, and the summation order of every output does not depend on the thread count.
@@ -60,12 +65,14 @@ from _types cimport floating
 from _kernels cimport (dc3_kernel, dc3_find_kernel, dc3_wide_available, dc3_isa_name,
                        dc3_store_fence, DC3_MR, DC3_RUN, DC3_KIND_GEMM, DC3_KIND_ROW,
                        DC3_NR_F32, DC3_NR_F64, DC3_NR_SMALL_F32, DC3_NR_SMALL_F64,
-                       DC3_NR_WIDE_F32, DC3_NR_WIDE_F64)
+                       DC3_NR_WIDE_F32, DC3_NR_WIDE_F64, dc3_lanes_kernel, dc3_find_lanes,
+                       DC3_LANE_MAX_FILTERS)
 from _activations cimport *
 from _plan cimport *
 from _execute cimport (Call, Workspace, _workspace_new, _workspace_ok, _workspace_free,
                        _phase_item, _disjoint_item)
 from _columns cimport _phase_columns_item, _disjoint_columns_item
+from _lanes cimport LanesCall, _lanes_run
 
 cnp.import_array()
 
@@ -76,6 +83,9 @@ MR = DC3_MR
 # the panel widths (filters per panel) of each dtype size: small, normal, wide
 PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
                 8: (DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)}
+# Whether plans may take the lanes path (_lanes.pxd) where it applies: the tests of the
+# paths it replaces, and comparisons against them, turn it off.
+LANES = True
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
     "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "THIN_MAX_CHANNELS": THIN_MAX_CHANNELS,
@@ -86,7 +96,9 @@ TUNING = {
     "ALL_PHASES_MAX_KERNEL_BYTES": ALL_PHASES_MAX_KERNEL_BYTES,
     "STREAM_MIN_BYTES": STREAM_MIN_BYTES, "DISJOINT_MAX_ITEM_TILES": DISJOINT_MAX_ITEM_TILES,
     "DISJOINT_MIN_ITEMS_PER_THREAD": DISJOINT_MIN_ITEMS_PER_THREAD,
-    "MAX_COLUMN_PAIRS": MAX_COLUMN_PAIRS,
+    "MAX_COLUMN_PAIRS": MAX_COLUMN_PAIRS, "LANES_MIN_CHANNELS": LANES_MIN_CHANNELS,
+    "LANES_MAX_SCRATCH_MIB": LANES_MAX_SCRATCH_MIB,
+    "LANES_MIN_WASTE_QUARTERS": LANES_MIN_WASTE_QUARTERS,
 }
 
 
@@ -133,6 +145,16 @@ def _phase_taps(Py_ssize_t ksize, Py_ssize_t stride, Py_ssize_t dilation):
         phases.append(sorted(((t, (r - t * dilation) // stride) for t in taps),
                              key=lambda pair: pair[1]))
     return phases
+
+
+def _phase_taps_of(kernel, axes):
+    """Each phase's taps of a kernel-shaped array (its first three axes the taps of d, h
+    and w), phase after phase in (rd, rh, rw) order."""
+    for dtaps in axes[0]:
+        for htaps in axes[1]:
+            for wtaps in axes[2]:
+                yield kernel[np.ix_([t for t, _ in dtaps], [t for t, _ in htaps],
+                                    [t for t, _ in wtaps])]
 
 
 def _panel_width(filters, itemsize):
@@ -250,11 +272,16 @@ cdef class PackedKernel:
     # None where that would not save at least half the padded columns (_phase_columns)
     cdef readonly object column_weights, column_bias
     cdef readonly Py_ssize_t column_nr, column_blocks
+    # multiply-adds per input channel and point of the phase-column panels (0 when none)
+    cdef readonly Py_ssize_t column_cost
     # some phase lacks a tap at some offset of the union: its weight there is zero
     cdef readonly bint column_zeros
     # per panel, the union's (d, h) tap pairs its columns use, bit d * h_taps + h (the
     # others are zero in it and its tiles skip them)
     cdef readonly object column_needs
+    # 1-4 filters: per phase, its taps' (C x F) weights one after the other (the lanes
+    # kernels' layout), and where each phase's start; None for more filters
+    cdef readonly object lanes_weights, lanes_offset
     cdef dict _plans
 
     def __init__(self, kernel, bias, strides, dilations, dtype):
@@ -277,6 +304,31 @@ cdef class PackedKernel:
             padded[:filters] = bias
             self.bias = _aligned_copy(padded)
         self._phase_columns(kernel, bias, axes)
+        self._lanes_weights(kernel, axes)
+
+    def _lanes_weights(self, kernel, axes):
+        """lanes_weights and lanes_offset, for layers with 1-4 filters."""
+        self.lanes_weights = self.lanes_offset = None
+        if not 0 < self.filters <= DC3_LANE_MAX_FILTERS or self.channels == 0:
+            return
+        # multiply-adds per input channel and point: the taps' own, and those of the
+        # panels the lanes would replace (phase columns where taken, else per phase)
+        taps = sum(len(pd) * len(ph) * len(pw) for pd in axes[0] for ph in axes[1]
+                   for pw in axes[2])
+        panels = self.column_cost or self.filter_blocks * self.nr * taps
+        if 4 * panels < LANES_MIN_WASTE_QUARTERS * self.filters * taps:
+            return
+        blocks, offsets, position = [], [], 0
+        for sub in _phase_taps_of(kernel, axes):
+            offsets.append(position)
+            # (taps_d, taps_h, taps_w, F, C) -> (taps, C, F)
+            block = sub.reshape(int(np.prod(sub.shape[:3])), self.filters,
+                                self.channels).transpose(0, 2, 1)
+            blocks.append(block.ravel())
+            position += block.size
+        self.lanes_offset = np.asarray(offsets, dtype=np.intp)
+        self.lanes_weights = _aligned_copy(np.concatenate(blocks) if position
+                                           else np.zeros(1, dtype=kernel.dtype))
 
     def _index_taps(self, axes):
         """axis_taps, axis_delta and the tap counts, from each axis's phases.
@@ -316,7 +368,7 @@ cdef class PackedKernel:
         Taken where _worth_phase_columns says so.
         """
         self.column_weights = self.column_bias = self.column_needs = None
-        self.column_nr = self.column_blocks = 0
+        self.column_nr = self.column_blocks = self.column_cost = 0
         self.column_zeros = False
         phases = self.strides[0] * self.strides[1] * self.strides[2]
         columns = phases * self.filters
@@ -363,6 +415,7 @@ cdef class PackedKernel:
             repeated[:columns] = np.tile(np.asarray(bias, dtype=kernel.dtype), phases)
             self.column_bias = _aligned_copy(repeated)
         self.column_nr, self.column_blocks = nr, blocks
+        self.column_cost = column_cost
         self.column_needs = np.asarray(needs, dtype=np.intp)
         self.column_zeros = any(len(pairs) != len(u) for phases, u in zip(axes, unions)
                                 for pairs in phases)
@@ -373,18 +426,13 @@ cdef class PackedKernel:
         padded = np.zeros(self.kernel_size + (channels, blocks * nr), dtype=kernel.dtype)
         padded[..., :self.filters] = kernel.transpose(0, 1, 2, 4, 3)
         panels, offsets, position = [], [], 0
-        for dtaps in axes[0]:
-            for htaps in axes[1]:
-                for wtaps in axes[2]:
-                    offsets.append(position)
-                    sub = padded[np.ix_([t for t, _ in dtaps], [t for t, _ in htaps],
-                                        [t for t, _ in wtaps])]
-                    n_taps = len(dtaps) * len(htaps) * len(wtaps)
-                    # (taps, C, blocks, NR) -> (blocks, taps, C, NR)
-                    sub = sub.reshape(n_taps, channels, blocks, nr)
-                    panel = sub.transpose(2, 0, 1, 3).ravel()
-                    panels.append(panel)
-                    position += panel.size
+        for sub in _phase_taps_of(padded, axes):
+            offsets.append(position)
+            # (taps, C, blocks, NR) -> (blocks, taps, C, NR)
+            sub = sub.reshape(int(np.prod(sub.shape[:3])), channels, blocks, nr)
+            panel = sub.transpose(2, 0, 1, 3).ravel()
+            panels.append(panel)
+            position += panel.size
         self.phase_offset = np.asarray(offsets, dtype=np.intp)
         return np.concatenate(panels) if position else np.zeros(1, dtype=kernel.dtype)
 
@@ -406,13 +454,13 @@ cdef class PackedKernel:
              int num_threads=0):
         """The Plan for these shapes (computed on first use, then cached)."""
         cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
-        key = (input_shape, output_shape, crops, activation, threads)
+        key = (input_shape, output_shape, crops, activation, threads, LANES)
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
             plan = self._plans[key] = Plan(self, tuple(input_shape), tuple(output_shape),
-                                           tuple(crops), activation, threads)
+                                           tuple(crops), activation, threads, True, LANES)
         return plan
 
 
@@ -452,12 +500,22 @@ cdef class Plan:
     cdef object column_needs            # per panel, the (d, h) tap pairs it uses
     cdef bint columns_allowed
     cdef object fallback                # the same layer without phase columns, on demand
+    # the lanes path (_lanes.pxd) and its scratch layout, or NULL
+    cdef const dc3_lanes_kernel* lanes
+    cdef Py_ssize_t lanes_pad, lanes_row, lanes_max_taps
+    cdef bint lanes_allowed
+    # the lanes path's scratch, kept for the next call: its zeros (between rows' values,
+    # and the zero row) are written once.  A call takes it while holding the GIL, and a
+    # call meeting it taken (another thread's) makes its own.
+    cdef void* lanes_scratch
+    cdef bint lanes_scratch_taken
     cdef readonly PackedKernel kernel
     cdef readonly tuple input_shape, output_shape, crops
     cdef readonly int threads, activation
 
     def __cinit__(self, PackedKernel kernel, tuple input_shape, tuple output_shape,
-                  tuple crops, int activation, int threads, bint phase_columns=True):
+                  tuple crops, int activation, int threads, bint phase_columns=True,
+                  bint lanes=True):
         if (len(input_shape) != 5 or len(output_shape) != 5 or len(crops) != 3
                 or input_shape[4] != kernel.channels or output_shape[4] != kernel.filters
                 or input_shape[0] != output_shape[0] or min(input_shape + output_shape) < 0):
@@ -467,6 +525,8 @@ cdef class Plan:
         self.kernel, self.input_shape, self.output_shape = kernel, input_shape, output_shape
         self.crops, self.activation, self.threads = crops, activation, threads
         self.columns_allowed, self.fallback = phase_columns, None
+        self.lanes_allowed, self.lanes = lanes, NULL
+        self.lanes_scratch, self.lanes_scratch_taken = NULL, False
         self.itemsize = kernel.weights.dtype.itemsize
         for a in range(5):
             self.shape[a], self.shape[5 + a] = input_shape[a], output_shape[a]
@@ -485,11 +545,13 @@ cdef class Plan:
             raise MemoryError()
         self._phases()
         if not self.empty:
+            self._choose_lanes()
             self._order()
             self._tiles()
             self._work_items()
 
     def __dealloc__(self):
+        free(self.lanes_scratch)
         free(self.phases)
         free(self.items)
         free(self.zeros)
@@ -526,6 +588,43 @@ cdef class Plan:
             self.column_offset = np.ascontiguousarray(np.stack(
                 [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
                  rw.ravel()]), dtype=np.intp)
+
+    cdef void _choose_lanes(self):
+        """The lanes path where it applies (_plan.pxd: LANES_*), and its scratch layout.
+
+        Blocks of lanes run over groups of sw consecutive outputs along w, from output 0:
+        lane j of a block at group b reads w phase rw's grid point b + j + lead(rw)
+        (_lanes.pxd).  Each channel of a scratch row holds `pad` zeros, the W input
+        points and zeros up to `row` values, enough for every block through every w tap
+        of every phase."""
+        cdef Geometry* g = &self.g
+        cdef PhasePlan* pp
+        cdef const Py_ssize_t* dw
+        cdef const dc3_lanes_kernel* found = dc3_find_lanes(self.itemsize)
+        cdef Py_ssize_t p, rw, lead, lo = 0, hi = g.W, end, pad, row
+        cdef Py_ssize_t align = 64 // self.itemsize
+        if (not self.lanes_allowed or found == NULL or self.kernel.lanes_weights is None
+                or g.C < LANES_MIN_CHANNELS or self.kernel.max_taps < 2):
+            return
+        end = _ceil_div(_ceil_div(g.OW, g.sw), found.lanes) * found.lanes
+        for p in range(g.sd * g.sh * g.sw):
+            pp = self.phases + p
+            if pp.tw_n > 0:
+                rw = p % g.sw
+                lead = (((rw - g.pw) % g.sw + g.sw) % g.sw + g.pw - rw) // g.sw
+                dw = self._delta(pp.dw)         # sorted by offset
+                lo = min(lo, lead + dw[0])
+                hi = max(hi, lead + end + dw[pp.tw_n - 1])
+        pad = _ceil_div(-lo, align) * align
+        row = _ceil_div(pad + hi, align) * align
+        if (row // align) % 2 == 0:
+            # channels a power of two of cache lines apart would share L1 sets
+            row += align
+        if ((g.N * g.D * g.H + 1) * g.C * row * self.itemsize
+                > (<Py_ssize_t>LANES_MAX_SCRATCH_MIB) << 20):
+            return
+        self.lanes, self.lanes_pad, self.lanes_row = found, pad, row
+        self.lanes_max_taps = self.kernel.max_taps
 
     cdef void _phases(self):
         """Each phase's taps, input-grid range and weights; then the phase-column
@@ -682,7 +781,8 @@ cdef class Plan:
 
         Returns a dict: `paths` (a frozenset naming every path the call takes:
         "disjoint", "batch_tiles", "line_tiles", "w_lines", "row_kernel", "columns",
-        "stream", "all_phases", "phase_per_item", "phase_columns"), the kernel names, the
+        "stream", "all_phases", "phase_per_item", "phase_columns", or "lanes" alone), the
+        kernel names (the lanes kernel's on that path), the
         work split, the phase-column panels' taps per axis (or None), and one dict per
         phase.
         """
@@ -709,11 +809,19 @@ cdef class Plan:
                       else "phase_per_item")
             if g.stream:
                 paths.add("stream")
+            if self.lanes != NULL:      # the tile plan stays, unused
+                paths = {"lanes"}
         every = self.phases + g.sd * g.sh * g.sw
-        return {"paths": frozenset(paths), "kernel": self.gemm.name.decode(),
+        return {"paths": frozenset(paths),
+                "kernel": (self.lanes.name if self.lanes != NULL else self.gemm.name).decode(),
                 "column_taps": ((every.td_n, every.th_n, every.tw_n) if g.phase_columns
                                 else None),
-                "isa": self.gemm.isa.decode(), "nr": g.nr, "threads": self.threads,
+                "isa": (self.lanes.isa if self.lanes != NULL else self.gemm.isa).decode(),
+                "nr": g.nr, "threads": self.threads,
+                # the lanes path: points per kernel call and row, and the scratch row
+                # layout (zeros before a row's first point, values per channel)
+                "lanes": ((self.lanes.lanes, self.lanes_pad, self.lanes_row)
+                          if self.lanes != NULL else None),
                 "items": self.n_items if not self.empty else 0,
                 "tiles_per_item": g.chunk_tiles if not self.empty else 0, "phases": phases}
 
@@ -754,6 +862,9 @@ cdef class Plan:
             raise ValueError("out must be writeable")
         if self.empty:
             return
+        if self.lanes != NULL:
+            self._run_lanes(x, out)
+            return
         if (self.g.phase_columns and self.kernel.column_zeros
                 and not _all_finite(x, self.threads)):
             # a phase's zero weight at another phase's offset times an infinite input
@@ -784,6 +895,47 @@ cdef class Plan:
             else:
                 done = _execute(&call, self.items, self.n_items, self.threads, <double*>call.out)
         if done != self.n_items:
+            raise MemoryError("deconv3d: could not allocate per-thread work buffers")
+
+
+    cdef void _run_lanes(self, x, out) except *:
+        """run() on the lanes path."""
+        cdef LanesCall lc
+        cdef Geometry* g = &self.g
+        cdef size_t nbytes = (g.N * g.D * g.H + 1) * g.C * self.lanes_row * self.itemsize
+        cdef void* raw
+        cdef bint ok, own = self.lanes_scratch_taken
+        if own or self.lanes_scratch == NULL:
+            # zeroed: rows' values go in by call, the zeros between them stay
+            raw = calloc(nbytes + 64, 1)
+            if raw == NULL:
+                raise MemoryError(f"deconv3d: could not allocate {nbytes} bytes of scratch")
+            if not own:
+                self.lanes_scratch = raw
+        else:
+            raw = self.lanes_scratch
+        self.lanes_scratch_taken = self.lanes_scratch_taken or not own
+        lc.scratch = <void*>((<size_t>raw + 63) & ~(<size_t>63))
+        lc.x = cnp.PyArray_DATA(<cnp.ndarray>x)
+        lc.out = cnp.PyArray_DATA(<cnp.ndarray>out)
+        lc.weights = cnp.PyArray_DATA(<cnp.ndarray>self.kernel.lanes_weights)
+        lc.weight_offset = <const Py_ssize_t*>cnp.PyArray_DATA(
+            <cnp.ndarray>self.kernel.lanes_offset)
+        lc.bias = (NULL if self.kernel.bias is None
+                   else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
+        lc.axis_delta = self._delta(0)
+        lc.g, lc.phases, lc.kernel = &self.g, self.phases, self.lanes
+        lc.pad, lc.row, lc.max_taps = self.lanes_pad, self.lanes_row, self.lanes_max_taps
+        with nogil:
+            if self.itemsize == 4:
+                ok = _lanes_run(&lc, self.threads, <float*>lc.out)
+            else:
+                ok = _lanes_run(&lc, self.threads, <double*>lc.out)
+        if own:
+            free(raw)
+        else:
+            self.lanes_scratch_taken = False
+        if not ok:
             raise MemoryError("deconv3d: could not allocate per-thread work buffers")
 
 

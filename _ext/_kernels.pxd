@@ -32,6 +32,32 @@ cdef extern from "kernels/kernels.h" nogil:
         DC3_KIND_GEMM
         DC3_KIND_ROW
     const dc3_kernel* dc3_find_kernel(int itemsize, int kind, int nr, int taps, int spacing)
+    # lanes kernels (kernels/lanes.h): points across the lanes, for 1-4 filters
+    ctypedef void (*dc3_lanes_f32)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float* const*,
+                                   ptrdiff_t, const float*, float*) noexcept nogil
+    ctypedef void (*dc3_lanes_f64)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double* const*,
+                                   ptrdiff_t, const double*, double*) noexcept nogil
+    ctypedef void (*dc3_lanes_out_f32)(float*, const float*, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                       ptrdiff_t, ptrdiff_t, ptrdiff_t, const float*,
+                                       int) noexcept nogil
+    ctypedef void (*dc3_lanes_out_f64)(double*, const double*, ptrdiff_t, ptrdiff_t,
+                                       ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                       const double*, int) noexcept nogil
+    ctypedef struct dc3_lanes_kernel:
+        const char* name
+        const char* isa
+        int itemsize
+        int lanes
+        dc3_lanes_f32 f32
+        dc3_lanes_f64 f64
+        dc3_lanes_out_f32 out_f32
+        dc3_lanes_out_f64 out_f64
+    enum:
+        DC3_LANE_ROWS
+        DC3_LANE_MAX_FILTERS
+    const dc3_lanes_kernel* dc3_find_lanes(int itemsize)
+    void dc3_lanes_pack_f32(const float*, ptrdiff_t, ptrdiff_t, float*, ptrdiff_t)
+    void dc3_lanes_pack_f64(const double*, ptrdiff_t, ptrdiff_t, double*, ptrdiff_t)
     int dc3_wide_available()
     const char* dc3_isa_name()
     void dc3_store_fence()

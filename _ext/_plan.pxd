@@ -44,6 +44,18 @@ cdef enum:
     DISJOINT_MIN_ITEMS_PER_THREAD = 16
     # phase columns: the most (d, h) tap pairs a panel's bit mask of used pairs holds
     MAX_COLUMN_PAIRS = 62
+    # Lanes path (_lanes.pxd): layers with at most DC3_LANE_MAX_FILTERS filters, at least
+    # this many channels (fewer leave the kernel too short a reduction for its stores)
+    # and taps that overlap (kernel > stride on some axis: where kernel <= stride the
+    # phase-column panels waste nothing and read the input in place) ...
+    LANES_MIN_CHANNELS = 8
+    # ... whose channel-major copy of the input stays under this many MiB ...
+    LANES_MAX_SCRATCH_MIB = 256
+    # ... and whose panels (phase columns, else one per phase) would do at least this many
+    # quarters of the taps' own multiply-adds.  Where the panels waste nothing the lanes
+    # lose: (1,32^3,32)->2 k4 s2, 16 columns without zeros, 1.7 ms against 2.5 for the
+    # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms.
+    LANES_MIN_WASTE_QUARTERS = 5
 
 
 cdef struct Geometry:

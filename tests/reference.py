@@ -139,3 +139,45 @@ def relative_error(actual, expected):
     scale = np.max(np.abs(expected))
     diff = np.max(np.abs(actual - expected))
     return float(diff / scale) if scale > 0 else float(diff)
+
+
+def assert_same_non_finite(actual, expected, tolerance=1e-5):
+    """NaN and both infinities exactly where the reference has them (some, not all), and
+    the finite values within `tolerance` (relative_error)."""
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    assert 0 < finite.sum() < finite.size
+    assert relative_error(actual[finite], expected[finite]) <= tolerance
+
+
+def layer_reference(layer, x, activation="linear"):
+    """What a built deconv3d layer must return for x (either data format), from its
+    own weights and settings, through `activation`."""
+    channels_first = layer.data_format == "channels_first"
+    if channels_first:
+        x = x.transpose(0, 2, 3, 4, 1)
+    expected = conv3d_transpose(x, layer.kernel, layer.bias if layer.use_bias else None,
+                                layer.strides, layer.padding, layer.output_padding,
+                                layer.dilation_rate)
+    expected = ACTIVATIONS[activation](expected)
+    return expected.transpose(0, 4, 1, 2, 3) if channels_first else expected
+
+
+def assert_windows_match(layer, x, path, count=12, seed=5):
+    """`count` random windows of the output, each computed alone by the core (as the
+    dask path asks for them) on a plan taking `path`, equal to the full output's."""
+    full = layer(x)
+    packed = layer._core_plan(x.shape).kernel
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        start = [int(rng.integers(0, n)) for n in full.shape[1:4]]
+        stop = [int(rng.integers(a + 1, n + 1)) for a, n in zip(start, full.shape[1:4])]
+        window = np.empty((x.shape[0], *(b - a for a, b in zip(start, stop)), full.shape[4]),
+                          full.dtype)
+        plan = packed.plan(x.shape, window.shape, tuple(start))
+        assert path in plan.explain()["paths"], (start, stop, plan.explain()["paths"])
+        plan.run(x, window)
+        np.testing.assert_array_equal(
+            window, full[:, start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]])

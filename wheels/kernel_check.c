@@ -4,6 +4,8 @@
  * Built and run by wheels/check_aarch64.sh (cross-compiled, under qemu-aarch64); it
  * needs nothing but a C compiler and the kernel headers:
  *     cc -O2 -I_ext/kernels wheels/kernel_check.c -lm && ./a.out
+ * The lanes kernels (kernels/lanes.h), their output step and the scratch packing are
+ * checked against naive loops too, the portable ones included (they are aarch64's).
  * Exits non-zero on the first kind of mismatch it reports (and reports them all). */
 
 #include "kernels.h"
@@ -229,6 +231,102 @@ static const dc3_kernel *portable_kernel(const dc3_kernel *k)
     return NULL;
 }
 
+
+/* One lanes kernel call (kernels/lanes.h) and its output step against naive loops in
+ * double: `ntaps` taps, each row reading LW values per channel from anywhere in a
+ * buffer `ldc` values per channel apart; returns the mismatching values. */
+static int check_lanes(const dc3_lanes_kernel *k, ptrdiff_t ntaps, ptrdiff_t channels,
+                       ptrdiff_t filters, ptrdiff_t sw, int relu)
+{
+    enum { ROWS = DC3_LANE_ROWS, MAX_LW = 32, MAX_LANE_TAPS = 5, LDC = MAX_LW + 7 };
+    static double input[MAX_LANE_TAPS * ROWS][MAX_CHANNELS * LDC];
+    static unsigned char raw[MAX_LANE_TAPS * ROWS * MAX_CHANNELS * LDC * 8];
+    static unsigned char weights[MAX_LANE_TAPS * MAX_CHANNELS * 4 * 8];
+    static unsigned char sums[4 * ROWS * 4 * MAX_LW * 8], out[4 * MAX_LW * 4 * 8];
+    static unsigned char bias[4 * 8];
+    const void *rows[MAX_LANE_TAPS * ROWS];
+    ptrdiff_t lw = k->lanes, u, r, c, f, j, rw, bad = 0;
+    int is = k->itemsize;
+    for (u = 0; u < ntaps * ROWS; u++) {
+        ptrdiff_t shift = u % 5;    /* rows start anywhere */
+        for (c = 0; c < channels * LDC; c++) {
+            input[u][c] = random_value();
+            put(raw, is, u * MAX_CHANNELS * LDC + c, input[u][c]);
+        }
+        rows[u] = raw + (size_t)(u * MAX_CHANNELS * LDC + shift) * is;
+    }
+    for (u = 0; u < ntaps * channels * filters; u++)
+        put(weights, is, u, random_value());
+    for (f = 0; f < filters; f++)
+        put(bias, is, f, random_value());
+    /* every w phase's sums, then out */
+    for (rw = 0; rw < sw; rw++) {
+        if (is == 4)
+            k->f32(ntaps, channels, filters, (const float *const *)rows, LDC,
+                   (const float *)weights, (float *)sums + rw * ROWS * filters * lw);
+        else
+            k->f64(ntaps, channels, filters, (const double *const *)rows, LDC,
+                   (const double *)weights, (double *)sums + rw * ROWS * filters * lw);
+    }
+    for (r = 0; r < ROWS; r++)
+        for (f = 0; f < filters; f++)
+            for (j = 0; j < lw; j++) {
+                double expected = 0, size = 0, got;
+                for (u = 0; u < ntaps; u++)
+                    for (c = 0; c < channels; c++) {
+                        double term = input[u * ROWS + r][c * LDC + j + (u * ROWS + r) % 5]
+                                      * get(weights, is, (u * channels + c) * filters + f);
+                        expected += term;
+                        size += fabs(term);
+                    }
+                got = get(sums, is, (r * filters + f) * lw + j);
+                if (fabs(got - expected) > (is == 4 ? 1e-5 : 1e-13) * (size + 1))
+                    bad++;
+            }
+    /* row 1 of the sums out, lanes [1, lw - 1) */
+    if (is == 4)
+        k->out_f32((float *)out, (const float *)sums + filters * lw, ROWS * filters * lw, lw,
+                   1, lw - 1, sw, filters, (const float *)bias, relu);
+    else
+        k->out_f64((double *)out, (const double *)sums + filters * lw, ROWS * filters * lw,
+                   lw, 1, lw - 1, sw, filters, (const double *)bias, relu);
+    for (j = 1; j < lw - 1; j++)
+        for (rw = 0; rw < sw; rw++)
+            for (f = 0; f < filters; f++) {
+                double v = get(sums, is, rw * ROWS * filters * lw + (filters + f) * lw + j)
+                           + get(bias, is, f);
+                if (relu && v < 0)
+                    v = 0;
+                if (get(out, is, (j * sw + rw) * filters + f) != (is == 4 ? (double)(float)v : v))
+                    bad++;
+            }
+    return (int)bad;
+}
+
+/* the scratch packing: a (points x channels) plane to channel-major runs */
+static int check_pack(int itemsize, ptrdiff_t points, ptrdiff_t channels, ptrdiff_t row)
+{
+    static unsigned char src[40 * 40 * 8], dst[40 * 48 * 8];
+    ptrdiff_t i, w, c, bad = 0;
+    for (i = 0; i < points * channels; i++)
+        put(src, itemsize, i, random_value());
+    if (itemsize == 4)
+        dc3_lanes_pack_f32((const float *)src, channels, points, (float *)dst, row);
+    else
+        dc3_lanes_pack_f64((const double *)src, channels, points, (double *)dst, row);
+    for (w = 0; w < points; w++)
+        for (c = 0; c < channels; c++)
+            bad += get(dst, itemsize, c * row + w) != get(src, itemsize, w * channels + c);
+    return (int)bad;
+}
+
+/* whether this CPU runs the lanes kernel */
+static int lanes_run_here(const dc3_lanes_kernel *k)
+{
+    const dc3_lanes_kernel *best = dc3_find_lanes(k->itemsize);
+    return best != NULL && dc3_isa_rank(best->isa) >= dc3_isa_rank(k->isa);
+}
+
 /* whether this CPU runs the kernel (x86 builds list kernels for ISAs it may lack) */
 static int runs_here(const dc3_kernel *k)
 {
@@ -279,5 +377,39 @@ int main(void)
     }
     printf("%s: %d kernels, %d cases, %d mismatching\n", dc3_isa_name(), (int)kernels,
            (int)cases, bad);
+    {
+        int lanes_kernels = 0, lanes_cases = 0, lanes_bad = 0;
+        static const ptrdiff_t lane_channels[] = {1, 3, 8, 17, 33};
+        for (size_t i = 0; i < sizeof dc3_lanes_kernels / sizeof dc3_lanes_kernels[0]; i++) {
+            const dc3_lanes_kernel *k = &dc3_lanes_kernels[i];
+            if (!lanes_run_here(k))
+                continue;
+            lanes_kernels++;
+            for (size_t ci = 0; ci < sizeof lane_channels / sizeof lane_channels[0]; ci++)
+                for (ptrdiff_t ntaps = 0; ntaps <= 5; ntaps++)
+                    for (ptrdiff_t filters = 1; filters <= 4; filters++)
+                        for (ptrdiff_t sw = 1; sw <= 3; sw++) {
+                            int wrong = check_lanes(k, ntaps, lane_channels[ci], filters, sw,
+                                                    (int)((ntaps + filters) & 1));
+                            lanes_bad += wrong != 0;
+                            if (wrong && reported++ < 5)
+                                fprintf(stderr, "%s: %d of channels %d, taps %d, filters %d, "
+                                        "sw %d\n", k->name, wrong, (int)lane_channels[ci],
+                                        (int)ntaps, (int)filters, (int)sw);
+                            lanes_cases++;
+                        }
+        }
+        for (int itemsize = 4; itemsize <= 8; itemsize += 4)
+            for (ptrdiff_t points = 1; points <= 37; points += 6)
+                for (ptrdiff_t channels = 1; channels <= 37; channels += 4) {
+                    lanes_bad += check_pack(itemsize, points, channels, points + 5) != 0;
+                    lanes_cases++;
+                }
+        printf("%s: %d lanes kernels, %d lanes and packing cases, %d mismatching\n",
+               dc3_isa_name(), lanes_kernels, lanes_cases, lanes_bad);
+        bad += lanes_bad;
+        if (lanes_kernels == 0)
+            return 1;
+    }
     return bad || kernels == 0 ? 1 : 0;
 }

@@ -40,6 +40,9 @@
  *     out[DC3_RUN * r + j][f] = bias[f] + sum_u sum_t sum_c
  *         x[(j + spacing * t) * ldx + c] * w[woff[u] + (t * channels + c) * NR + f]
  *
+ * Lanes kernels (lanes.h) turn the layout around for layers with 1-4 filters: input
+ * points across the vector lanes, one sum per filter, with their own signature and table.
+ *
  * All kernels of a dtype share one signature (dc3_fn_f32 / dc3_fn_f64); gemm kernels
  * ignore ldx.  They are plain functions named for what they are:
  *     dc3_<dtype>_gemm_<MR>x<NR>_<isa>                     dc3_f32_gemm_12x32_avx512f
@@ -146,5 +149,6 @@ static inline int dc3_whole_lines(const void *p, size_t bytes)
 #include "x86_avx512.h"
 #include "neon.h"
 #include "dispatch.h"
+#include "lanes.h"
 
 #endif

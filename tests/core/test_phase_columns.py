@@ -6,6 +6,10 @@ union of the phases' taps.  Each case is checked against the naive reference, wi
 without bias, with fused (relu) and unfused activations, in both dtypes and data
 formats, with crops and output_padding, on windows of the output, with non-finite
 inputs, and on one thread against two (the same sums, bit for bit).
+
+Layers with 1-4 filters and overlapping taps take the lanes path instead where their
+input's scratch copy fits (test_lanes.py); here the planner is kept off it, so that these
+layers still test the phase columns they fall back to.
 """
 
 import sys
@@ -18,9 +22,15 @@ import deconv3d
 from deconv3d import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import ACTIVATIONS, conv3d_transpose, relative_error  # noqa: E402
+from reference import (assert_same_non_finite, assert_windows_match, conv3d_transpose,  # noqa: E402
+                       layer_reference, relative_error)
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+@pytest.fixture(autouse=True)
+def without_lanes(monkeypatch):
+    monkeypatch.setattr(_core, "LANES", False)
 
 
 def make_layer(filters, kernel, dtype, activation=None, use_bias=True, channels=5,
@@ -43,16 +53,6 @@ def make_layer(filters, kernel, dtype, activation=None, use_bias=True, channels=
     return layer, x
 
 
-def reference(layer, x, activation="linear"):
-    channels_first = layer.data_format == "channels_first"
-    if channels_first:
-        x = x.transpose(0, 2, 3, 4, 1)
-    expected = conv3d_transpose(x, layer.kernel, layer.bias if layer.use_bias else None,
-                                layer.strides, layer.padding, layer.output_padding)
-    expected = ACTIVATIONS[activation](expected)
-    return expected.transpose(0, 4, 1, 2, 3) if channels_first else expected
-
-
 def paths(layer, x):
     return layer._core_plan(x.shape).explain()["paths"]
 
@@ -68,7 +68,7 @@ def test_few_filters_take_phase_columns_and_match_reference(filters, kernel, dty
     # filters fill at most a quarter of the narrowest panel
     if phases > 1 and 4 * filters <= nr_small:
         assert "phase_columns" in paths(layer, x)
-    assert relative_error(layer(x), reference(layer, x)) <= TOLERANCE[dtype]
+    assert relative_error(layer(x), layer_reference(layer, x)) <= TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax", "gelu"])
@@ -76,7 +76,7 @@ def test_few_filters_take_phase_columns_and_match_reference(filters, kernel, dty
 def test_activations_and_bias(activation, use_bias):
     layer, x = make_layer(2, 2, "float32", activation=activation, use_bias=use_bias)
     assert "phase_columns" in paths(layer, x)
-    assert relative_error(layer(x), reference(layer, x, activation)) <= 1e-5
+    assert relative_error(layer(x), layer_reference(layer, x, activation)) <= 1e-5
 
 
 def test_channels_first_and_many_tiles_on_two_threads():
@@ -85,14 +85,14 @@ def test_channels_first_and_many_tiles_on_two_threads():
     assert "phase_columns" in paths(layer, x)
     one, two = layer(x, num_threads=1), layer(x, num_threads=2)
     np.testing.assert_array_equal(one, two)
-    assert relative_error(two, reference(layer, x)) <= 1e-5
+    assert relative_error(two, layer_reference(layer, x)) <= 1e-5
 
 
 def test_a_last_partial_tile_is_complete():
     # 3 * 5 * 7 = 105 voxels: the last tile of 12 holds 9
     layer, x = make_layer(1, (2, 2, 2), "float64", spatial=(3, 5, 7), batch=1)
-    np.testing.assert_allclose(layer(x), reference(layer, x), rtol=0,
-                               atol=1e-12 * np.abs(reference(layer, x)).max())
+    np.testing.assert_allclose(layer(x), layer_reference(layer, x), rtol=0,
+                               atol=1e-12 * np.abs(layer_reference(layer, x)).max())
 
 
 def test_not_taken_where_panels_are_full_or_the_filters_many():
@@ -137,7 +137,7 @@ def test_union_of_taps_matches_reference(case, dtype):
     layer, x = general_layer(case, dtype, use_bias=case[0] % 2 == 0)
     if dtype == "float32":      # float64 panels are half as wide: fewer layers qualify
         assert "phase_columns" in paths(layer, x)
-    assert relative_error(layer(x), reference(layer, x)) <= TOLERANCE[dtype]
+    assert relative_error(layer(x), layer_reference(layer, x)) <= TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu"])
@@ -145,7 +145,7 @@ def test_union_of_taps_matches_reference(case, dtype):
 def test_union_of_taps_with_activations(case, activation):
     layer, x = general_layer(case, "float32", activation=activation)
     assert "phase_columns" in paths(layer, x)
-    expected = reference(layer, x, activation)
+    expected = layer_reference(layer, x, activation)
     assert relative_error(layer(x), expected) <= 1e-5
 
 
@@ -161,19 +161,7 @@ def test_any_output_window_matches_the_full_output(case):
     """The core computes any window of the output (the dask path asks for them): every
     point's block is cut at the window's edges."""
     layer, x = general_layer(case, "float32")
-    full = layer(x)
-    packed = layer._core_plan(x.shape).kernel
-    rng = np.random.default_rng(5)
-    for _ in range(12):
-        start = [int(rng.integers(0, n)) for n in full.shape[1:4]]
-        stop = [int(rng.integers(a + 1, n + 1)) for a, n in zip(start, full.shape[1:4])]
-        window = np.empty((x.shape[0], *(b - a for a, b in zip(start, stop)), full.shape[4]),
-                          "float32")
-        plan = packed.plan(x.shape, window.shape, tuple(start))
-        assert "phase_columns" in plan.explain()["paths"]
-        plan.run(x, window)
-        np.testing.assert_array_equal(
-            window, full[:, start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]])
+    assert_windows_match(layer, x, "phase_columns", seed=5)
 
 
 @pytest.mark.parametrize("case", [GENERAL[0], GENERAL[8]], ids=["few", "thin"])
@@ -188,13 +176,8 @@ def test_non_finite_inputs_reach_only_the_outputs_their_taps_reach(case):
     x[0, 2, 3, 1, 0] = -np.inf
     actual = layer(x)
     with np.errstate(invalid="ignore"):
-        expected = reference(layer, x)
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected))
-    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
-    finite = np.isfinite(expected)
-    assert 0 < finite.sum() < finite.size
-    assert relative_error(actual[finite], expected[finite]) <= 1e-5
+        expected = layer_reference(layer, x)
+    assert_same_non_finite(actual, expected)
 
 
 def test_strides_with_dilation_from_other_frameworks():

@@ -23,10 +23,10 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
 # filters, kernel, strides, padding, dilation, spatial, channels, batch, claimed paths
 CASES = [
-    (4, 3, 1, "valid", 1, (3, 3, 7), 16, 10, {"batch_tiles"}),
+    (10, 3, 1, "valid", 1, (3, 3, 7), 16, 10, {"batch_tiles"}),
     (7, 3, 1, "same", 1, (4, 4, 4), 3, 12, {"batch_tiles"}),
     (7, 3, 1, "same", 1, (2, 2, 3), 3, 30, {"batch_tiles"}),
-    (6, (2, 2, 3), 1, "valid", 1, (2, 2, 2), 9, 13, {"batch_tiles"}),
+    (10, (2, 2, 3), 1, "valid", 1, (2, 2, 2), 9, 13, {"batch_tiles"}),
     (3, (1, 1, 4), 1, "valid", (1, 1, 3), (4, 3, 1), 5, 1, {"line_tiles"}),
     (9, 3, 2, "valid", 1, (2, 3, 14), 5, 1, {"line_tiles"}),
     # thin inputs (at most THIN_MAX_CHANNELS channels) take w_lines whatever their reduction
@@ -41,8 +41,15 @@ CASES = [
     (4, 1, 1, "valid", (2, 1, 3), (2, 3, 4), 5, 2, {"disjoint"}),
     # few filters or thin inputs with strides: every phase's filters side by side
     (1, 2, 2, "valid", 1, (3, 4, 5), 16, 2, {"phase_columns"}),
-    (2, 3, 2, "same", 1, (3, 4, 9), 16, 2, {"phase_columns"}),
+    (2, 3, 2, "same", 1, (3, 4, 9), 6, 2, {"phase_columns"}),
     (8, 3, 2, "same", 1, (3, 4, 30), 1, 1, {"phase_columns"}),
+    # 1-4 filters, at least LANES_MIN_CHANNELS channels and overlapping taps: points
+    # across the vector lanes (rows of several w phases, crops, dilation, many images)
+    (4, 3, 2, "same", 1, (3, 4, 9), 16, 2, {"lanes"}),
+    (1, 3, 1, "same", 1, (2, 5, 37), 8, 1, {"lanes"}),
+    (3, (2, 3, 4), (1, 2, 3), "valid", 1, (3, 2, 5), 11, 3, {"lanes"}),
+    (2, 3, 1, "same", (2, 1, 3), (4, 3, 6), 9, 2, {"lanes"}),
+    (4, 5, 3, "same", 1, (2, 3, 4), 12, 5, {"lanes"}),
     # row kernels: 2 or 3 w taps, 1 or 2 apart, one- and two-vector panels (each with a
     # reduction of at least W_LINES_MIN_REDUCTION = 96 taps x channels, or no w_lines)
     (32, 3, 1, "same", 1, (3, 5, 20), 8, 1, {"w_lines", "row_kernel", "columns"}),
@@ -100,11 +107,12 @@ def test_every_path_is_claimed_by_some_case():
     """The vocabulary of explain() and the cases above cover each other."""
     claimed = set().union(*(case[-1] for case in CASES))
     assert claimed == {"batch_tiles", "line_tiles", "w_lines", "columns", "disjoint",
-                       "row_kernel", "phase_per_item", "all_phases", "stream", "phase_columns"}
+                       "row_kernel", "phase_per_item", "all_phases", "stream", "phase_columns",
+                       "lanes"}
 
 
 def test_exactly_one_tile_order_per_plan():
-    orders = {"batch_tiles", "line_tiles", "w_lines", "disjoint", "phase_columns"}
+    orders = {"batch_tiles", "line_tiles", "w_lines", "disjoint", "phase_columns", "lanes"}
     for case in CASES:
         layer, x = make_layer(case, "float32")
         paths = layer._core_plan(x.shape).explain()["paths"]

@@ -28,6 +28,12 @@ TAP_LAYOUTS = {
     (3, 2): (3, 1, 2),
     (2, 2): (2, 1, 2),
 }
+@pytest.fixture(autouse=True)
+def without_lanes(monkeypatch):
+    """Layers of 1-4 filters would take the lanes path instead (test_lanes.py)."""
+    monkeypatch.setattr(_core, "LANES", False)
+
+
 # filters giving the one- and two-vector panels of each dtype (without wide panels)
 FILTERS = {"float32": (5, 13), "float64": (3, 7)}
 
