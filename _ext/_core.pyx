@@ -47,7 +47,8 @@ stride-1 product per input-grid point gives its outputs of every phase
 With 1-4 filters and overlapping taps, where such panels would still waste a fifth of
 their multiply-adds or more, the lanes path (`_lanes.pxd`) turns the layout around:
 input-grid points across the vector lanes, filters in separate sums, from a
-channel-major copy of the input, so that every multiply-add is one of the layer's.
+channel-major copy of the input, so that every multiply-add is one of the layer's
+(taken only when the module's LANES switch is on; off for now, see there).
 Outputs too large for the cache are written with non-temporal stores.  Threads take
 whole work items (tile ranges), so no two ever write the same voxel: no atomics, no
 races, and the summation order of every output does not depend on the thread count.
@@ -83,9 +84,13 @@ MR = DC3_MR
 # the panel widths (filters per panel) of each dtype size: small, normal, wide
 PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
                 8: (DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)}
-# Whether plans may take the lanes path (_lanes.pxd) where it applies: the tests of the
-# paths it replaces, and comparisons against them, turn it off.
-LANES = True
+# Whether plans may take the lanes path (_lanes.pxd) where it applies.  Off for now:
+# on a quiet machine it beat the panels it replaces by a quarter to a half (few
+# filters (1,32^3,32)->4 k3 s2: 1.7-2.3 against 2.4-2.9 ms, core and layer), but with
+# other work loading the memory bus its copy of the input (written, then read back
+# from memory) cost that back, and bench.py's rounds had it 1.09-1.28 times the
+# panels' time.  Its tests turn it on.
+LANES = False
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
     "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "THIN_MAX_CHANNELS": THIN_MAX_CHANNELS,

@@ -54,7 +54,8 @@ cdef enum:
     # ... and whose panels (phase columns, else one per phase) would do at least this many
     # quarters of the taps' own multiply-adds.  Where the panels waste nothing the lanes
     # lose: (1,32^3,32)->2 k4 s2, 16 columns without zeros, 1.7 ms against 2.5 for the
-    # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms.
+    # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms (core
+    # alone, a quiet machine; _core.LANES says why the path is off for now).
     LANES_MIN_WASTE_QUARTERS = 5
 
 

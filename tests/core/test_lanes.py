@@ -1,7 +1,7 @@
 """Layers with 1-4 filters whose taps overlap: input-grid points across the vector lanes.
 
-The plan takes this path (`lanes`, _lanes.pxd) where the panels it replaces would waste a
-fifth or more of their multiply-adds.  Each case is checked against the naive reference:
+The plan takes this path (`lanes`, _lanes.pxd), when _core.LANES allows it, where the
+panels it replaces would waste a fifth or more of their multiply-adds.  Each case is checked against the naive reference:
 every filter count, strides with several w phases whose grid points start apart, crops
 and output_padding, dilation, rows and widths that leave partial blocks of lanes, both
 dtypes and data formats, with and without bias, with relu (the vectorized output step)
@@ -44,6 +44,12 @@ IDS = ["k3s2", "long_w", "stride1", "k5", "per_axis", "apart", "output_padding",
        "dilation", "one_point", "w_only"]
 # float64 panels are half as wide: these waste too little there for the lanes to pay
 PANELS_IN_FLOAT64 = {"k3s2", "per_axis", "one_point"}
+
+
+@pytest.fixture(autouse=True)
+def with_lanes(monkeypatch):
+    """The planner's switch (off by default for now, _core.LANES says why)."""
+    monkeypatch.setattr(_core, "LANES", True)
 
 
 def make_layer(case, dtype, activation=None, use_bias=True, data_format="channels_last",
