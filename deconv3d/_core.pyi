@@ -12,6 +12,7 @@ openmp_enabled: bool
 openmp_version: int
 micro_kernel: str
 MR: int
+LANES: bool
 
 def default_thread_count() -> int: ...
 def find_kernel(itemsize: int, kind: str, nr: int, taps: int = ..., spacing: int = ...) -> Optional[str]: ...
@@ -37,8 +38,11 @@ class PackedKernel:
     column_bias: Optional[np.ndarray]
     column_nr: int
     column_blocks: int
+    column_cost: int
     column_zeros: bool
     column_needs: Optional[np.ndarray]
+    lanes_weights: Optional[np.ndarray]
+    lanes_offset: Optional[np.ndarray]
     def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
                  strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
                  dtype: npt.DTypeLike) -> None: ...
