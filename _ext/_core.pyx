@@ -507,7 +507,7 @@ cdef class Plan:
     cdef object fallback                # the same layer without phase columns, on demand
     # the lanes path (_lanes.pxd) and its scratch layout, or NULL
     cdef const dc3_lanes_kernel* lanes
-    cdef Py_ssize_t lanes_pad, lanes_row, lanes_max_taps
+    cdef Py_ssize_t lanes_pad, lanes_row
     cdef bint lanes_allowed
     # the lanes path's scratch, kept for the next call: its zeros (between rows' values,
     # and the zero row) are written once.  A call takes it while holding the GIL, and a
@@ -629,7 +629,6 @@ cdef class Plan:
                 > (<Py_ssize_t>LANES_MAX_SCRATCH_MIB) << 20):
             return
         self.lanes, self.lanes_pad, self.lanes_row = found, pad, row
-        self.lanes_max_taps = self.kernel.max_taps
 
     cdef void _phases(self):
         """Each phase's taps, input-grid range and weights; then the phase-column
@@ -853,7 +852,7 @@ cdef class Plan:
         """The same plan with one panel per phase (made on first use)."""
         if self.fallback is None:
             self.fallback = Plan(self.kernel, self.input_shape, self.output_shape, self.crops,
-                                 self.activation, self.threads, False)
+                                 self.activation, self.threads, False, self.lanes_allowed)
         return self.fallback
 
     def shape_of(self, Py_ssize_t first):
@@ -930,7 +929,7 @@ cdef class Plan:
                    else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
         lc.axis_delta = self._delta(0)
         lc.g, lc.phases, lc.kernel = &self.g, self.phases, self.lanes
-        lc.pad, lc.row, lc.max_taps = self.lanes_pad, self.lanes_row, self.lanes_max_taps
+        lc.pad, lc.row, lc.max_taps = self.lanes_pad, self.lanes_row, self.kernel.max_taps
         with nogil:
             if self.itemsize == 4:
                 ok = _lanes_run(&lc, self.threads, <float*>lc.out)

@@ -171,6 +171,8 @@ def test_non_finite_inputs_reach_only_the_outputs_their_taps_reach(case):
     reference puts them."""
     layer, x = general_layer(case, "float32")
     assert "phase_columns" in paths(layer, x)
+    # the per-phase plan those inputs take keeps to the planner's switches
+    assert "lanes" not in layer._core_plan(x.shape)._without_columns().explain()["paths"]
     x[0, 1, 2, 3, 0] = np.nan
     x[-1, -1, 1, 2, -1] = np.inf
     x[0, 2, 3, 1, 0] = -np.inf
