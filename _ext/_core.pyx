@@ -49,6 +49,10 @@ their multiply-adds or more, the lanes path (`_lanes.pxd`) turns the layout arou
 input-grid points across the vector lanes, filters in separate sums, from a
 channel-major copy of the input, so that every multiply-add is one of the layer's
 (taken only when the module's LANES switch is on; off for now, see there).
+Stride-1 layers with 3^3 or 5^3 kernels and enough channels and filters take the
+Winograd path (`_winograd.pxd`, transforms in kernels/winograd.h): per tile of 2x2x2
+outputs, 64 (or 343) products of transformed values instead of 216 (or 1000) taps,
+each a (tiles x C) @ (C x F) product through the same gemm kernels.
 Outputs too large for the cache are written with non-temporal stores.  Threads take
 whole work items (tile ranges), so no two ever write the same voxel: no atomics, no
 races, and the summation order of every output does not depend on the thread count.
@@ -67,13 +71,15 @@ from _kernels cimport (dc3_kernel, dc3_find_kernel, dc3_wide_available, dc3_isa_
                        dc3_store_fence, DC3_MR, DC3_RUN, DC3_KIND_GEMM, DC3_KIND_ROW,
                        DC3_NR_F32, DC3_NR_F64, DC3_NR_SMALL_F32, DC3_NR_SMALL_F64,
                        DC3_NR_WIDE_F32, DC3_NR_WIDE_F64, dc3_lanes_kernel, dc3_find_lanes,
-                       DC3_LANE_MAX_FILTERS)
+                       DC3_LANE_MAX_FILTERS, dc3_winograd_kernel, dc3_find_winograd,
+                       DC3_WG_OUTPUTS)
 from _activations cimport *
 from _plan cimport *
 from _execute cimport (Call, Workspace, _workspace_new, _workspace_ok, _workspace_free,
                        _phase_item, _disjoint_item)
 from _columns cimport _phase_columns_item, _disjoint_columns_item
 from _lanes cimport LanesCall, _lanes_run
+from _winograd cimport WinogradCall, _wg_run
 
 cnp.import_array()
 
@@ -91,6 +97,9 @@ PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
 # from memory) cost that back, and bench.py's rounds had it 1.09-1.28 times the
 # panels' time.  Its tests turn it on.
 LANES = False
+# Whether plans may take the Winograd path (_winograd.pxd) where it applies; tests turn
+# it off to cover the direct path on the same layers.
+WINOGRAD = True
 # the planner's tuning constants (_plan.pxd says why each has its value)
 TUNING = {
     "W_LINES_MIN_REDUCTION": W_LINES_MIN_REDUCTION, "THIN_MAX_CHANNELS": THIN_MAX_CHANNELS,
@@ -104,6 +113,20 @@ TUNING = {
     "MAX_COLUMN_PAIRS": MAX_COLUMN_PAIRS, "LANES_MIN_CHANNELS": LANES_MIN_CHANNELS,
     "LANES_MAX_SCRATCH_MIB": LANES_MAX_SCRATCH_MIB,
     "LANES_MIN_WASTE_QUARTERS": LANES_MIN_WASTE_QUARTERS,
+    "WINOGRAD_MIN_CHANNELS": WINOGRAD_MIN_CHANNELS,
+    "WINOGRAD_MIN_FILTERS": WINOGRAD_MIN_FILTERS,
+    "WINOGRAD_MAX_WEIGHTS_MIB": WINOGRAD_MAX_WEIGHTS_MIB,
+    "WINOGRAD_BATCH_BYTES": WINOGRAD_BATCH_BYTES,
+}
+
+# The Winograd weight transforms G (transformed values x taps), one per kernel length:
+# kernels/winograd.h has the input and output transforms they pair with.  F(2, 3) with
+# the points 0, 1, -1 and infinity; for 5 taps, F(2, 3) on taps 0-2 beside F(2, 2)
+# (points 0, -1, infinity) on taps 3-4.
+WINOGRAD_G = {
+    3: np.array([[-1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    5: np.array([[-1, 0, 0, 0, 0], [0.5, 0.5, 0.5, 0, 0], [0.5, -0.5, 0.5, 0, 0],
+                 [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, -1, 1], [0, 0, 0, 0, 1]]),
 }
 
 
@@ -287,6 +310,11 @@ cdef class PackedKernel:
     # 1-4 filters: per phase, its taps' (C x F) weights one after the other (the lanes
     # kernels' layout), and where each phase's start; None for more filters
     cdef readonly object lanes_weights, lanes_offset
+    # stride 1, no dilation, a 3^3 or 5^3 kernel and enough channels and filters: per
+    # Winograd transform xi, per filter block, the transformed weights as a (C x nr)
+    # panel; None for other layers.  winograd_taps: the kernel's length (0 when None).
+    cdef readonly object winograd_weights
+    cdef readonly Py_ssize_t winograd_taps
     cdef dict _plans
 
     def __init__(self, kernel, bias, strides, dilations, dtype):
@@ -310,6 +338,34 @@ cdef class PackedKernel:
             self.bias = _aligned_copy(padded)
         self._phase_columns(kernel, bias, axes)
         self._lanes_weights(kernel, axes)
+        self._winograd_weights(kernel)
+
+    def _winograd_weights(self, kernel):
+        """winograd_weights and winograd_taps, where the Winograd path applies."""
+        self.winograd_weights, self.winograd_taps = None, 0
+        taps = self.kernel_size[0]
+        if (self.kernel_size != (taps,) * 3 or taps not in WINOGRAD_G
+                or self.strides != (1, 1, 1) or self.dilations != (1, 1, 1)
+                or self.channels < WINOGRAD_MIN_CHANNELS
+                or self.filters < WINOGRAD_MIN_FILTERS):
+            return
+        G = WINOGRAD_G[taps]
+        n, width = G.shape[0], self.filter_blocks * self.nr
+        if (n ** 3 * self.channels * width * kernel.dtype.itemsize
+                > (<Py_ssize_t>WINOGRAD_MAX_WEIGHTS_MIB) << 20):
+            return
+        # the core correlates: tap t of a tile's correlation is the kernel's taps - 1 - t
+        flipped = np.asarray(kernel, dtype=np.float64)[::-1, ::-1, ::-1]
+        # G on each spatial axis: (n, n, n, F, C), in double precision
+        transformed = np.einsum("ai,bj,ek,ijkfc->abefc",
+                                G, G, G, flipped, optimize=True)
+        padded = np.zeros((n ** 3, width, self.channels))
+        padded[:, :self.filters] = transformed.reshape(n ** 3, self.filters, self.channels)
+        # (xi, blocks, nr, C) -> (xi, blocks, C, nr)
+        panels = padded.reshape(n ** 3, self.filter_blocks, self.nr, self.channels)
+        self.winograd_weights = _aligned_copy(
+            panels.transpose(0, 1, 3, 2).astype(kernel.dtype).ravel())
+        self.winograd_taps = taps
 
     def _lanes_weights(self, kernel, axes):
         """lanes_weights and lanes_offset, for layers with 1-4 filters."""
@@ -459,13 +515,14 @@ cdef class PackedKernel:
              int num_threads=0):
         """The Plan for these shapes (computed on first use, then cached)."""
         cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
-        key = (input_shape, output_shape, crops, activation, threads, LANES)
+        key = (input_shape, output_shape, crops, activation, threads, LANES, WINOGRAD)
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
             plan = self._plans[key] = Plan(self, tuple(input_shape), tuple(output_shape),
-                                           tuple(crops), activation, threads, True, LANES)
+                                           tuple(crops), activation, threads, True, LANES,
+                                           WINOGRAD)
         return plan
 
 
@@ -514,13 +571,22 @@ cdef class Plan:
     # call meeting it taken (another thread's) makes its own.
     cdef void* lanes_scratch
     cdef bint lanes_scratch_taken
+    # the Winograd path (_winograd.pxd), or NULL: its transforms and gemm kernel, tiles
+    # along (d, h, w) and tiles per batch; `direct`: the same layer without it, for
+    # inputs that are not all finite (made on first use)
+    cdef const dc3_winograd_kernel* winograd
+    cdef const dc3_kernel* winograd_gemm
+    cdef Py_ssize_t winograd_tiles[3], winograd_lead[3]
+    cdef Py_ssize_t winograd_batch
+    cdef bint winograd_allowed
+    cdef object direct
     cdef readonly PackedKernel kernel
     cdef readonly tuple input_shape, output_shape, crops
     cdef readonly int threads, activation
 
     def __cinit__(self, PackedKernel kernel, tuple input_shape, tuple output_shape,
                   tuple crops, int activation, int threads, bint phase_columns=True,
-                  bint lanes=True):
+                  bint lanes=True, bint winograd=True):
         if (len(input_shape) != 5 or len(output_shape) != 5 or len(crops) != 3
                 or input_shape[4] != kernel.channels or output_shape[4] != kernel.filters
                 or input_shape[0] != output_shape[0] or min(input_shape + output_shape) < 0):
@@ -532,6 +598,7 @@ cdef class Plan:
         self.columns_allowed, self.fallback = phase_columns, None
         self.lanes_allowed, self.lanes = lanes, NULL
         self.lanes_scratch, self.lanes_scratch_taken = NULL, False
+        self.winograd_allowed, self.winograd, self.direct = winograd, NULL, None
         self.itemsize = kernel.weights.dtype.itemsize
         for a in range(5):
             self.shape[a], self.shape[5 + a] = input_shape[a], output_shape[a]
@@ -550,7 +617,9 @@ cdef class Plan:
             raise MemoryError()
         self._phases()
         if not self.empty:
-            self._choose_lanes()
+            self._choose_winograd()
+            if self.winograd == NULL:
+                self._choose_lanes()
             self._order()
             self._tiles()
             self._work_items()
@@ -593,6 +662,32 @@ cdef class Plan:
             self.column_offset = np.ascontiguousarray(np.stack(
                 [(((rd * g.OH + rh) * g.OW + rw) * g.F + f).ravel(), rd.ravel(), rh.ravel(),
                  rw.ravel()]), dtype=np.intp)
+
+    cdef void _choose_winograd(self):
+        """The Winograd path where the packed kernel has its weights (_plan.pxd:
+        WINOGRAD_*), and batches of tiles that stay in L2 and give every thread several."""
+        cdef Geometry* g = &self.g
+        cdef PackedKernel k = self.kernel
+        cdef Py_ssize_t n, per_tile, batch, tiles, a
+        if not self.winograd_allowed or k.winograd_weights is None:
+            return
+        self.winograd = dc3_find_winograd(self.itemsize, k.winograd_taps)
+        self.winograd_gemm = dc3_find_kernel(self.itemsize, DC3_KIND_GEMM, k.nr, 0, 0)
+        if self.winograd == NULL or self.winograd_gemm == NULL:
+            self.winograd = NULL
+            return
+        for a, (length, crop) in enumerate(zip((g.OD, g.OH, g.OW), self.crops)):
+            # tiles at even positions of the uncropped output (_winograd.pxd: lead)
+            self.winograd_lead[a] = crop % DC3_WG_OUTPUTS     # Python's modulo: 0 or 1
+            self.winograd_tiles[a] = _ceil_div(length + self.winograd_lead[a],
+                                               DC3_WG_OUTPUTS)
+        tiles = g.N * self.winograd_tiles[0] * self.winograd_tiles[1] * self.winograd_tiles[2]
+        n = self.winograd.transforms
+        per_tile = n * n * n * (g.C + k.filter_blocks * k.nr) * self.itemsize
+        batch = max(1, WINOGRAD_BATCH_BYTES // per_tile // DC3_MR)
+        # at least four batches per thread where the layer has the tiles, for balance
+        batch = min(batch, max(1, _ceil_div(tiles, 4 * self.threads * DC3_MR)))
+        self.winograd_batch = batch * DC3_MR
 
     cdef void _choose_lanes(self):
         """The lanes path where it applies (_plan.pxd: LANES_*), and its scratch layout.
@@ -815,17 +910,26 @@ cdef class Plan:
                 paths.add("stream")
             if self.lanes != NULL:      # the tile plan stays, unused
                 paths = {"lanes"}
+            if self.winograd != NULL:
+                paths = {"winograd"}
         every = self.phases + g.sd * g.sh * g.sw
         return {"paths": frozenset(paths),
-                "kernel": (self.lanes.name if self.lanes != NULL else self.gemm.name).decode(),
+                "kernel": (self.lanes.name if self.lanes != NULL
+                           else self.winograd_gemm.name if self.winograd != NULL
+                           else self.gemm.name).decode(),
                 "column_taps": ((every.td_n, every.th_n, every.tw_n) if g.phase_columns
                                 else None),
-                "isa": (self.lanes.isa if self.lanes != NULL else self.gemm.isa).decode(),
+                "isa": (self.lanes.isa if self.lanes != NULL
+                        else self.winograd.isa if self.winograd != NULL
+                        else self.gemm.isa).decode(),
                 "nr": g.nr, "threads": self.threads,
                 # the lanes path: points per kernel call and row, and the scratch row
                 # layout (zeros before a row's first point, values per channel)
                 "lanes": ((self.lanes.lanes, self.lanes_pad, self.lanes_row)
                           if self.lanes != NULL else None),
+                # the Winograd path: its transforms, tiles per axis and tiles per batch
+                "winograd": ((self.winograd.name.decode(), tuple(self.winograd_tiles),
+                              self.winograd_batch) if self.winograd != NULL else None),
                 "items": self.n_items if not self.empty else 0,
                 "tiles_per_item": g.chunk_tiles if not self.empty else 0, "phases": phases}
 
@@ -852,8 +956,17 @@ cdef class Plan:
         """The same plan with one panel per phase (made on first use)."""
         if self.fallback is None:
             self.fallback = Plan(self.kernel, self.input_shape, self.output_shape, self.crops,
-                                 self.activation, self.threads, False, self.lanes_allowed)
+                                 self.activation, self.threads, False, self.lanes_allowed,
+                                 self.winograd_allowed)
         return self.fallback
+
+    def _direct(self):
+        """The same plan without the Winograd path (made on first use)."""
+        if self.direct is None:
+            self.direct = Plan(self.kernel, self.input_shape, self.output_shape, self.crops,
+                               self.activation, self.threads, self.columns_allowed,
+                               self.lanes_allowed, False)
+        return self.direct
 
     def shape_of(self, Py_ssize_t first):
         return tuple(self.shape[first + a] for a in range(5))
@@ -868,6 +981,14 @@ cdef class Plan:
             return
         if self.lanes != NULL:
             self._run_lanes(x, out)
+            return
+        if self.winograd != NULL:
+            if _all_finite(x, self.threads):
+                self._run_winograd(x, out)
+            else:
+                # the transforms subtract inputs: an infinite one would put NaN where
+                # the direct sums give +-inf, and spread it to its tile's neighbours
+                self._direct().run(x, out)
             return
         if (self.g.phase_columns and self.kernel.column_zeros
                 and not _all_finite(x, self.threads)):
@@ -901,6 +1022,32 @@ cdef class Plan:
         if done != self.n_items:
             raise MemoryError("deconv3d: could not allocate per-thread work buffers")
 
+
+    cdef void _run_winograd(self, x, out) except *:
+        """run() on the Winograd path."""
+        cdef WinogradCall wc
+        cdef bint ok
+        wc.x = cnp.PyArray_DATA(<cnp.ndarray>x)
+        wc.out = cnp.PyArray_DATA(<cnp.ndarray>out)
+        wc.weights = cnp.PyArray_DATA(<cnp.ndarray>self.kernel.winograd_weights)
+        wc.bias = (NULL if self.kernel.bias is None
+                   else cnp.PyArray_DATA(<cnp.ndarray>self.kernel.bias))
+        wc.zeros, wc.g = self.zeros, &self.g
+        wc.gemm, wc.transforms = self.winograd_gemm, self.winograd
+        wc.taps = self.kernel.winograd_taps
+        wc.tiles_d, wc.tiles_h, wc.tiles_w = self.winograd_tiles
+        wc.lead_d, wc.lead_h, wc.lead_w = self.winograd_lead
+        wc.batch, wc.nr, wc.blocks = self.winograd_batch, self.kernel.nr, self.kernel.filter_blocks
+        cdef Py_ssize_t n3 = self.winograd.transforms ** 3, line = 64 // self.itemsize
+        wc.tile_values = n3 * self.g.C + line
+        wc.tile_products = n3 * wc.blocks * wc.nr + line
+        with nogil:
+            if self.itemsize == 4:
+                ok = _wg_run(&wc, self.threads, <float*>wc.out)
+            else:
+                ok = _wg_run(&wc, self.threads, <double*>wc.out)
+        if not ok:
+            raise MemoryError("deconv3d: could not allocate per-thread work buffers")
 
     cdef void _run_lanes(self, x, out) except *:
         """run() on the lanes path."""

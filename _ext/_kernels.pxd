@@ -61,3 +61,26 @@ cdef extern from "kernels/kernels.h" nogil:
     int dc3_wide_available()
     const char* dc3_isa_name()
     void dc3_store_fence()
+    # Winograd transforms (kernels/winograd.h): stride-1 layers with 3^3 and 5^3 kernels
+    ctypedef void (*dc3_wg_in_f32)(const float* const*, ptrdiff_t, float*, ptrdiff_t) noexcept nogil
+    ctypedef void (*dc3_wg_in_f64)(const double* const*, ptrdiff_t, double*,
+                                   ptrdiff_t) noexcept nogil
+    ctypedef void (*dc3_wg_out_f32)(const float*, ptrdiff_t, ptrdiff_t, const float*,
+                                    float* const*, int) noexcept nogil
+    ctypedef void (*dc3_wg_out_f64)(const double*, ptrdiff_t, ptrdiff_t, const double*,
+                                    double* const*, int) noexcept nogil
+    ctypedef struct dc3_winograd_kernel:
+        const char* name
+        const char* isa
+        int itemsize
+        int taps
+        int points
+        int transforms
+        dc3_wg_in_f32 in_f32
+        dc3_wg_in_f64 in_f64
+        dc3_wg_out_f32 out_f32
+        dc3_wg_out_f64 out_f64
+    enum:
+        DC3_WG_OUTPUTS
+    const dc3_winograd_kernel* dc3_find_winograd(int itemsize, int taps)
+    void dc3_prefetch(const void* p)

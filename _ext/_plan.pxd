@@ -57,6 +57,19 @@ cdef enum:
     # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms (core
     # alone, a quiet machine; _core.LANES says why the path is off for now).
     LANES_MIN_WASTE_QUARTERS = 5
+    # Winograd path (_winograd.pxd): stride-1 layers with 3^3 or 5^3 kernels and at least
+    # this many channels and filters: below that the transforms cost what the products
+    # save.  Two threads, Zen 4, against the direct path: (2,32^3,32)->32 k3 0.77,
+    # (1,24^3,32)->32 k5 0.79, (1,16^3,128)->128 k3 0.60; but (1,32^3,24)->24 k3 1.11,
+    # (1,32^3,16)->32 k3 1.02, (1,24^3,32)->16 k5 1.01, (64,8^3,16)->16 k3 1.82.
+    WINOGRAD_MIN_CHANNELS = 32
+    WINOGRAD_MIN_FILTERS = 32
+    # ... whose transformed weights stay under this many MiB (2.7 times the kernel for
+    # 5^3, 2.4 for 3^3) ...
+    WINOGRAD_MAX_WEIGHTS_MIB = 256
+    # ... in batches of tiles whose transformed inputs and products (per thread) take
+    # about this many bytes: they stay in L2 between the three steps.
+    WINOGRAD_BATCH_BYTES = 512 << 10
 
 
 cdef struct Geometry:

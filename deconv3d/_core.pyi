@@ -13,6 +13,8 @@ openmp_version: int
 micro_kernel: str
 MR: int
 LANES: bool
+WINOGRAD: bool
+WINOGRAD_G: Dict[int, np.ndarray]
 
 def default_thread_count() -> int: ...
 def find_kernel(itemsize: int, kind: str, nr: int, taps: int = ..., spacing: int = ...) -> Optional[str]: ...
@@ -43,6 +45,8 @@ class PackedKernel:
     column_needs: Optional[np.ndarray]
     lanes_weights: Optional[np.ndarray]
     lanes_offset: Optional[np.ndarray]
+    winograd_weights: Optional[np.ndarray]
+    winograd_taps: int
     def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
                  strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
                  dtype: npt.DTypeLike) -> None: ...

@@ -5,7 +5,8 @@
  * needs nothing but a C compiler and the kernel headers:
  *     cc -O2 -I_ext/kernels wheels/kernel_check.c -lm && ./a.out
  * The lanes kernels (kernels/lanes.h), their output step and the scratch packing are
- * checked against naive loops too, the portable ones included (they are aarch64's).
+ * checked against naive loops too, the portable ones included (they are aarch64's), and
+ * so are the Winograd transforms (kernels/winograd.h), against sums over their matrices.
  * Exits non-zero on the first kind of mismatch it reports (and reports them all). */
 
 #include "kernels.h"
@@ -320,6 +321,83 @@ static int check_pack(int itemsize, ptrdiff_t points, ptrdiff_t channels, ptrdif
     return (int)bad;
 }
 
+/* One tile through a Winograd kernel's input and output transforms, against naive sums
+ * over the matrices of kernels/winograd.h; channels (and filters) that leave a tail. */
+static int check_winograd(const dc3_winograd_kernel *k, ptrdiff_t channels, int relu,
+                          int with_bias)
+{
+    enum { MAX_P = 6, MAX_N = 7, MAX_C = 40 };
+    static double points[MAX_P * MAX_P * MAX_P * MAX_C], bias[MAX_C];
+    static unsigned char src[MAX_P * MAX_P * MAX_P * MAX_C * 8];
+    static unsigned char dst[MAX_N * MAX_N * MAX_N * (MAX_C + 1) * 8];
+    static unsigned char out[8 * MAX_C * 8], bias_t[MAX_C * 8];
+    const void *rows[MAX_P * MAX_P * MAX_P];
+    void *voxels[8];
+    ptrdiff_t P = k->points, N = k->transforms, is = k->itemsize, i, j, l, a, b, e, c;
+    ptrdiff_t bad = 0, ld = channels + 1;
+    const double *bt = k->taps == 3 ? &dc3_wg_bt3[0][0] : &dc3_wg_bt5[0][0];
+    const double *at = k->taps == 3 ? &dc3_wg_at3[0][0] : &dc3_wg_at5[0][0];
+    for (i = 0; i < P * P * P * channels; i++) {
+        points[i] = random_value();
+        put(src, (int)is, i, points[i]);
+        points[i] = get(src, (int)is, i);
+    }
+    for (i = 0; i < P * P * P; i++)
+        rows[i] = src + i * channels * is;
+    if (is == 4)
+        k->in_f32((const float *const *)rows, channels, (float *)dst, ld);
+    else
+        k->in_f64((const double *const *)rows, channels, (double *)dst, ld);
+    for (i = 0; i < N; i++)
+        for (j = 0; j < N; j++)
+            for (l = 0; l < N; l++)
+                for (c = 0; c < channels; c++) {
+                    double sum = 0;
+                    for (a = 0; a < P; a++)
+                        for (b = 0; b < P; b++)
+                            for (e = 0; e < P; e++)
+                                sum += bt[i * P + a] * bt[j * P + b] * bt[l * P + e]
+                                       * points[((a * P + b) * P + e) * channels + c];
+                    if (fabs(get(dst, (int)is, ((i * N + j) * N + l) * ld + c) - sum)
+                            > (is == 4 ? 1e-5 : 1e-13) * 64)
+                        bad++;
+                }
+    /* the transformed values back, as if they were products */
+    for (c = 0; c < channels; c++) {
+        bias[c] = with_bias ? random_value() : 0;
+        put(bias_t, (int)is, c, bias[c]);
+    }
+    for (i = 0; i < 8; i++)
+        voxels[i] = i == 5 ? NULL : out + i * channels * is;
+    memset(out, 0, sizeof out);
+    if (is == 4)
+        k->out_f32((const float *)dst, ld, channels, with_bias ? (const float *)bias_t : NULL,
+                   (float *const *)voxels, relu);
+    else
+        k->out_f64((const double *)dst, ld, channels, with_bias ? (const double *)bias_t : NULL,
+                   (double *const *)voxels, relu);
+    for (a = 0; a < 2; a++)
+        for (b = 0; b < 2; b++)
+            for (e = 0; e < 2; e++)
+                for (c = 0; c < channels; c++) {
+                    ptrdiff_t v = (a * 2 + b) * 2 + e;
+                    double sum = bias[c];
+                    for (i = 0; i < N; i++)
+                        for (j = 0; j < N; j++)
+                            for (l = 0; l < N; l++)
+                                sum += at[a * N + i] * at[b * N + j] * at[e * N + l]
+                                       * get(dst, (int)is, ((i * N + j) * N + l) * ld + c);
+                    if (relu && sum < 0)
+                        sum = 0;
+                    if (v == 5)
+                        bad += get(out, (int)is, v * channels + c) != 0;   /* skipped */
+                    else if (fabs(get(out, (int)is, v * channels + c) - sum)
+                             > (is == 4 ? 1e-5 : 1e-13) * 64)
+                        bad++;
+                }
+    return (int)bad;
+}
+
 /* whether this CPU runs the lanes kernel */
 static int lanes_run_here(const dc3_lanes_kernel *k)
 {
@@ -409,6 +487,31 @@ int main(void)
                dc3_isa_name(), lanes_kernels, lanes_cases, lanes_bad);
         bad += lanes_bad;
         if (lanes_kernels == 0)
+            return 1;
+    }
+    {
+        int wg_kernels = 0, wg_cases = 0, wg_bad = 0;
+        static const ptrdiff_t wg_channels[] = {1, 3, 4, 8, 17, 33, 40};
+        for (size_t i = 0; i < sizeof dc3_winograd_kernels / sizeof dc3_winograd_kernels[0]; i++) {
+            const dc3_winograd_kernel *k = &dc3_winograd_kernels[i];
+            const dc3_winograd_kernel *best = dc3_find_winograd(k->itemsize, k->taps);
+            if (best == NULL || dc3_isa_rank(best->isa) < dc3_isa_rank(k->isa))
+                continue;
+            wg_kernels++;
+            for (size_t ci = 0; ci < sizeof wg_channels / sizeof wg_channels[0]; ci++)
+                for (int variant = 0; variant < 4; variant++) {
+                    int wrong = check_winograd(k, wg_channels[ci], variant & 1, variant >> 1);
+                    wg_bad += wrong != 0;
+                    if (wrong && reported++ < 5)
+                        fprintf(stderr, "%s: %d of channels %d, variant %d\n", k->name, wrong,
+                                (int)wg_channels[ci], variant);
+                    wg_cases++;
+                }
+        }
+        printf("%s: %d Winograd transforms, %d cases, %d mismatching\n", dc3_isa_name(),
+               wg_kernels, wg_cases, wg_bad);
+        bad += wg_bad;
+        if (wg_kernels == 0)
             return 1;
     }
     return bad || kernels == 0 ? 1 : 0;

@@ -42,6 +42,8 @@
  *
  * Lanes kernels (lanes.h) turn the layout around for layers with 1-4 filters: input
  * points across the vector lanes, one sum per filter, with their own signature and table.
+ * winograd.h holds the Winograd transforms of stride-1 layers with 3^3 and 5^3 kernels,
+ * whose products go through the gemm kernels.
  *
  * All kernels of a dtype share one signature (dc3_fn_f32 / dc3_fn_f64); gemm kernels
  * ignore ldx.  They are plain functions named for what they are:
@@ -150,5 +152,6 @@ static inline int dc3_whole_lines(const void *p, size_t bytes)
 #include "neon.h"
 #include "dispatch.h"
 #include "lanes.h"
+#include "winograd.h"
 
 #endif
