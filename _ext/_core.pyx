@@ -115,6 +115,7 @@ TUNING = {
     "LANES_MIN_WASTE_QUARTERS": LANES_MIN_WASTE_QUARTERS,
     "WINOGRAD_MIN_CHANNELS": WINOGRAD_MIN_CHANNELS,
     "WINOGRAD_MIN_FILTERS": WINOGRAD_MIN_FILTERS,
+    "WINOGRAD_MIN_PRODUCT": WINOGRAD_MIN_PRODUCT,
     "WINOGRAD_MAX_WEIGHTS_MIB": WINOGRAD_MAX_WEIGHTS_MIB,
     "WINOGRAD_BATCH_BYTES": WINOGRAD_BATCH_BYTES,
 }
@@ -315,12 +316,19 @@ cdef class PackedKernel:
     # panel; None for other layers.  winograd_taps: the kernel's length (0 when None).
     cdef readonly object winograd_weights
     cdef readonly Py_ssize_t winograd_taps
+    # the front crops of the layer's whole output: its Winograd tiles start at this parity
+    # of the uncropped output on each axis, and so do those of every window of it (whose
+    # crops add the window's start), so a window is computed bit for bit as the whole
+    cdef readonly tuple origin
     cdef dict _plans
 
-    def __init__(self, kernel, bias, strides, dilations, dtype):
+    def __init__(self, kernel, bias, strides, dilations, dtype, origin=None):
         kernel = np.asarray(kernel, dtype=dtype)
         kd, kh, kw, filters, channels = kernel.shape
         self.kernel_size = (kd, kh, kw)
+        # without the layer's crops, those of "same" padding at stride 1
+        self.origin = (tuple(int(c) for c in origin) if origin is not None
+                       else tuple((k - 1) // 2 for k in self.kernel_size))
         self.strides = tuple(int(s) for s in strides)
         self.dilations = tuple(int(d) for d in dilations)
         self.channels, self.filters = channels, filters
@@ -347,7 +355,8 @@ cdef class PackedKernel:
         if (self.kernel_size != (taps,) * 3 or taps not in WINOGRAD_G
                 or self.strides != (1, 1, 1) or self.dilations != (1, 1, 1)
                 or self.channels < WINOGRAD_MIN_CHANNELS
-                or self.filters < WINOGRAD_MIN_FILTERS):
+                or self.filters < WINOGRAD_MIN_FILTERS
+                or self.channels * self.filters < WINOGRAD_MIN_PRODUCT):
             return
         G = WINOGRAD_G[taps]
         n, width = G.shape[0], self.filter_blocks * self.nr
@@ -677,14 +686,20 @@ cdef class Plan:
             self.winograd = NULL
             return
         for a, (length, crop) in enumerate(zip((g.OD, g.OH, g.OW), self.crops)):
-            # tiles at even positions of the uncropped output (_winograd.pxd: lead)
-            self.winograd_lead[a] = crop % DC3_WG_OUTPUTS     # Python's modulo: 0 or 1
+            # tiles at fixed positions of the uncropped output (_winograd.pxd: lead), from
+            # where the layer's whole output starts, so that it fills whole tiles (Python's
+            # modulo: 0 or 1)
+            self.winograd_lead[a] = (crop - k.origin[a]) % DC3_WG_OUTPUTS
             self.winograd_tiles[a] = _ceil_div(length + self.winograd_lead[a],
                                                DC3_WG_OUTPUTS)
         tiles = g.N * self.winograd_tiles[0] * self.winograd_tiles[1] * self.winograd_tiles[2]
         n = self.winograd.transforms
         per_tile = n * n * n * (g.C + k.filter_blocks * k.nr) * self.itemsize
-        batch = max(1, WINOGRAD_BATCH_BYTES // per_tile // DC3_MR)
+        # every batch reads all the transformed weights once: batches whose buffers are at
+        # least twice the weights' size keep that reading to a third of the traffic
+        # (5^3 kernels, 32 channels and filters: 1.4 MiB of weights, 88 KiB per tile)
+        batch = max(1, max(WINOGRAD_BATCH_BYTES, 2 * k.winograd_weights.nbytes)
+                    // per_tile // DC3_MR)
         # at least four batches per thread where the layer has the tiles, for balance
         batch = min(batch, max(1, _ceil_div(tiles, 4 * self.threads * DC3_MR)))
         self.winograd_batch = batch * DC3_MR

@@ -57,13 +57,17 @@ cdef enum:
     # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms (core
     # alone, a quiet machine; _core.LANES says why the path is off for now).
     LANES_MIN_WASTE_QUARTERS = 5
-    # Winograd path (_winograd.pxd): stride-1 layers with 3^3 or 5^3 kernels and at least
-    # this many channels and filters: below that the transforms cost what the products
-    # save.  Two threads, Zen 4, against the direct path: (2,32^3,32)->32 k3 0.77,
-    # (1,24^3,32)->32 k5 0.79, (1,16^3,128)->128 k3 0.60; but (1,32^3,24)->24 k3 1.11,
-    # (1,32^3,16)->32 k3 1.02, (1,24^3,32)->16 k5 1.01, (64,8^3,16)->16 k3 1.82.
-    WINOGRAD_MIN_CHANNELS = 32
-    WINOGRAD_MIN_FILTERS = 32
+    # Winograd path (_winograd.pxd): stride-1 layers with 3^3 or 5^3 kernels, at least
+    # this many channels and filters and this many (channels x filters): below that the
+    # transforms cost what the products save.  Two threads, Zen 4, Winograd over direct
+    # time, best of three alternations (a noisy host: +-15%): 3^3 kernels on 32^3 inputs,
+    # (C, F) = (32, 32) 0.63-0.68, (16, 32) 0.72, (32, 16) 0.78-0.83, (24, 24) 0.79-0.87,
+    # (16, 16) 0.89-1.15, (8, 64) 0.89, (64, 8) 1.0, (16, 8) 1.5; 64 images of 8^3 at
+    # (16, 16) 0.92-0.99, of 10^3 "valid" 1.06; 5^3 kernels on 24^3, (32, 32) 0.72,
+    # (16, 32) 0.67-0.86, (16, 16) 0.79-0.94.
+    WINOGRAD_MIN_CHANNELS = 16
+    WINOGRAD_MIN_FILTERS = 16
+    WINOGRAD_MIN_PRODUCT = 512
     # ... whose transformed weights stay under this many MiB (2.7 times the kernel for
     # 5^3, 2.4 for 3^3) ...
     WINOGRAD_MAX_WEIGHTS_MIB = 256

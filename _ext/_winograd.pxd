@@ -28,9 +28,9 @@ cdef struct WinogradCall:
     const dc3_winograd_kernel* transforms
     Py_ssize_t taps             # r: 3 or 5
     Py_ssize_t tiles_d, tiles_h, tiles_w   # tiles along each axis of one image
-    # tiles start where the uncropped output's position (output + crop) is even, so that a
-    # window of the output (a larger crop) gets the same tiles, bit for bit: the first
-    # tile starts `lead` (0 or 1) before output 0 on each axis
+    # tiles start at positions of the uncropped output (output + crop) of one parity, fixed
+    # by the kernel, so that a window of the output (a larger crop) gets the same tiles,
+    # bit for bit: the first tile starts `lead` (0 or 1) before output 0 on each axis
     Py_ssize_t lead_d, lead_h, lead_w
     Py_ssize_t batch            # tiles per batch, a multiple of DC3_MR
     Py_ssize_t nr, blocks       # the weights' panels: filters per panel, panels

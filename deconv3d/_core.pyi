@@ -47,9 +47,10 @@ class PackedKernel:
     lanes_offset: Optional[np.ndarray]
     winograd_weights: Optional[np.ndarray]
     winograd_taps: int
+    origin: Tuple[int, int, int]
     def __init__(self, kernel: npt.ArrayLike, bias: Optional[npt.ArrayLike],
                  strides: Tuple[int, int, int], dilations: Tuple[int, int, int],
-                 dtype: npt.DTypeLike) -> None: ...
+                 dtype: npt.DTypeLike, origin: Optional[Tuple[int, int, int]] = ...) -> None: ...
     @staticmethod
     def nbytes_for(kernel_size: Tuple[int, int, int], filters: int, channels: int,
                    dtype: npt.DTypeLike) -> int: ...

@@ -27,7 +27,8 @@ from reference import assert_same_non_finite, layer_reference, relative_error  #
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 CHANNELS = _core.TUNING["WINOGRAD_MIN_CHANNELS"]
-FILTERS = _core.TUNING["WINOGRAD_MIN_FILTERS"]
+FILTERS = max(_core.TUNING["WINOGRAD_MIN_FILTERS"],
+              -(-_core.TUNING["WINOGRAD_MIN_PRODUCT"] // CHANNELS))
 
 # kernel, padding, spatial, channels, filters, batch
 CASES = [
@@ -166,8 +167,11 @@ def test_two_python_threads_share_a_plan():
     (3, 1, 2, CHANNELS, FILTERS),           # dilation
     (4, 1, 1, CHANNELS, FILTERS),           # no transforms for 4 taps
     ((3, 3, 5), 1, 1, CHANNELS, FILTERS),   # mixed lengths
-    (3, 1, 1, CHANNELS - 1, FILTERS),       # too few channels for the transforms to pay
-    (3, 1, 1, CHANNELS, FILTERS - 1),       # too few filters
+    # too few channels, too few filters, too small a product of the two for the
+    # transforms to pay (each alone)
+    (3, 1, 1, CHANNELS - 1, 4 * FILTERS),
+    (3, 1, 1, 4 * CHANNELS, _core.TUNING["WINOGRAD_MIN_FILTERS"] - 1),
+    (3, 1, 1, CHANNELS, FILTERS - 1),
 ])
 def test_not_taken_where_it_does_not_apply(kernel, strides, dilation, channels, filters):
     layer = deconv3d.Conv3DTranspose(filters, kernel, strides, "same", dilation_rate=dilation)
@@ -201,3 +205,14 @@ def test_weights_are_the_transformed_kernel():
         block = weights[xi].transpose(0, 2, 1).reshape(-1, packed.channels)
         np.testing.assert_allclose(block[:packed.filters], expected, rtol=0, atol=1e-14)
         assert not block[packed.filters:].any()
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_the_whole_output_starts_a_tile(kernel, padding):
+    """Tiles are aligned where the layer's output starts (its windows keep that grid), so
+    no tile row of a whole output is spent on voxels that are cropped away."""
+    layer, x = make_layer((kernel, padding, (6, 7, 8), CHANNELS, FILTERS, 1), "float32")
+    out = layer.compute_output_shape(x.shape)[1:4]
+    info = layer._core_plan(x.shape).explain()
+    assert info["winograd"][1] == tuple((n + 1) // 2 for n in out), (out, info["winograd"])
