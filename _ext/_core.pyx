@@ -573,7 +573,7 @@ cdef class Plan:
     cdef object fallback                # the same layer without phase columns, on demand
     # the lanes path (_lanes.pxd) and its scratch layout, or NULL
     cdef const dc3_lanes_kernel* lanes
-    cdef Py_ssize_t lanes_pad, lanes_row
+    cdef Py_ssize_t lanes_pad, lanes_row, lanes_ring
     cdef bint lanes_allowed
     # the lanes path's scratch, kept for the next call: its zeros (between rows' values,
     # and the zero row) are written once.  A call takes it while holding the GIL, and a
@@ -716,7 +716,8 @@ cdef class Plan:
         cdef PhasePlan* pp
         cdef const Py_ssize_t* dw
         cdef const dc3_lanes_kernel* found = dc3_find_lanes(self.itemsize)
-        cdef Py_ssize_t p, rw, lead, lo = 0, hi = g.W, end, pad, row
+        cdef Py_ssize_t p, rw, lead, lo = 0, hi = g.W, end, pad, row, ring
+        cdef const Py_ssize_t* dd
         cdef Py_ssize_t align = 64 // self.itemsize
         if (not self.lanes_allowed or found == NULL or self.kernel.lanes_weights is None
                 or g.C < LANES_MIN_CHANNELS or self.kernel.max_taps < 2):
@@ -735,10 +736,19 @@ cdef class Plan:
         if (row // align) % 2 == 0:
             # channels a power of two of cache lines apart would share L1 sets
             row += align
-        if ((g.N * g.D * g.H + 1) * g.C * row * self.itemsize
+        # the ring: as many input planes as the d taps of one output plane span
+        ring = 1
+        for p in range(g.sd):
+            pp = self.phases + p * g.sh * g.sw
+            if pp.td_n > 0:
+                dd = self._delta(pp.dd)
+                ring = max(ring, dd[pp.td_n - 1] - dd[0] + 1)
+        ring = min(ring, g.D)
+        if ((1 + self.threads * ring * g.H) * g.C * row * self.itemsize
                 > (<Py_ssize_t>LANES_MAX_SCRATCH_MIB) << 20):
             return
         self.lanes, self.lanes_pad, self.lanes_row = found, pad, row
+        self.lanes_ring = ring
 
     cdef void _phases(self):
         """Each phase's taps, input-grid range and weights; then the phase-column
@@ -938,9 +948,10 @@ cdef class Plan:
                         else self.winograd.isa if self.winograd != NULL
                         else self.gemm.isa).decode(),
                 "nr": g.nr, "threads": self.threads,
-                # the lanes path: points per kernel call and row, and the scratch row
-                # layout (zeros before a row's first point, values per channel)
-                "lanes": ((self.lanes.lanes, self.lanes_pad, self.lanes_row)
+                # the lanes path: points per kernel call and row, the scratch row layout
+                # (zeros before a row's first point, values per channel) and the input
+                # planes each thread's ring holds
+                "lanes": ((self.lanes.lanes, self.lanes_pad, self.lanes_row, self.lanes_ring)
                           if self.lanes != NULL else None),
                 # the Winograd path: its transforms, tiles per axis and tiles per batch
                 "winograd": ((self.winograd.name.decode(), tuple(self.winograd_tiles),
@@ -1068,7 +1079,8 @@ cdef class Plan:
         """run() on the lanes path."""
         cdef LanesCall lc
         cdef Geometry* g = &self.g
-        cdef size_t nbytes = (g.N * g.D * g.H + 1) * g.C * self.lanes_row * self.itemsize
+        cdef size_t nbytes = ((1 + self.threads * self.lanes_ring * g.H) * g.C * self.lanes_row
+                              * self.itemsize)
         cdef void* raw
         cdef bint ok, own = self.lanes_scratch_taken
         if own or self.lanes_scratch == NULL:
@@ -1092,6 +1104,7 @@ cdef class Plan:
         lc.axis_delta = self._delta(0)
         lc.g, lc.phases, lc.kernel = &self.g, self.phases, self.lanes
         lc.pad, lc.row, lc.max_taps = self.lanes_pad, self.lanes_row, self.kernel.max_taps
+        lc.ring = self.lanes_ring
         with nogil:
             if self.itemsize == 4:
                 ok = _lanes_run(&lc, self.threads, <float*>lc.out)

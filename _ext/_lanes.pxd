@@ -1,13 +1,16 @@
 # Executing a plan on the lanes path (layers with 1-4 filters and overlapping taps):
 # input-grid points across the vector lanes instead of filters (kernels/lanes.h).
-#   _lanes_run: the input to a channel-major scratch (_lanes_transpose), then per output
-#   plane (n, od), in parallel, per group of DC3_LANE_ROWS rows of one h phase and block
-#   of lanes: per w phase, _lanes_rows (each tap's scratch row) -> kernel; then
-#   _lanes_out (bias, activation, every w phase's outputs in output order).
+#   _lanes_run: per output plane (n, od), each thread taking one run of consecutive
+#   planes: the input planes the plane's d taps read, copied channel-major to the
+#   thread's ring of planes unless there already (_lanes_ensure, _lanes_transpose); then
+#   per group of DC3_LANE_ROWS rows of one h phase and block of lanes: per w phase,
+#   _lanes_rows (each tap's scratch row) -> kernel; then _lanes_out (bias, activation,
+#   every w phase's outputs in output order).  The ring holds a few input planes, so
+#   the copy stays in the cache between its writing and its reading.
 # Every multiply-add is one a tap of the layer makes (a panel of filters would pad 1-4
 # filters to 8 or 16 columns).  Threads own whole output planes, so no two write the
 # same voxel, and each output's sum runs in the same order whatever the thread count.
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 from libc.stddef cimport ptrdiff_t
 from _types cimport floating
@@ -28,30 +31,48 @@ cdef struct LanesCall:
     const Geometry* g
     const PhasePlan* phases
     const dc3_lanes_kernel* kernel
-    void* scratch               # (N*D*H rows, C, row) input values, channel-major, then
-                                # one row of zeros: what taps outside the input read;
+    void* scratch               # one row of zeros (C x row values: what taps outside the
+                                # input read), then per thread a ring of `ring` input
+                                # planes, each (H rows, C, row) values, channel-major;
                                 # zero wherever no input value goes (the caller's part)
     Py_ssize_t pad, row         # a row's first input point sits `pad` values in; `row`
                                 # values per channel
+    Py_ssize_t ring             # planes per ring: input plane d sits in slot d % ring
     Py_ssize_t max_taps         # most taps a phase has (the per-thread table)
 
 
-cdef inline void _lanes_transpose(const LanesCall* lc, Py_ssize_t line,
-                                  const floating* x, floating* scratch) noexcept nogil:
-    """Input row `line` ((n * D + d) * H + h) to the scratch, channel-major (the zeros
-    before and after its W points are already there)."""
+cdef inline void _lanes_transpose(const LanesCall* lc, Py_ssize_t n, Py_ssize_t d,
+                                  floating* ring) noexcept nogil:
+    """Input plane (n, d) to its slot of the ring, channel-major, row by row (the zeros
+    before and after each row's W points are already there)."""
     cdef const Geometry* g = lc.g
-    cdef const floating* src = x + line * g.W * g.C
-    cdef floating* dst = scratch + line * g.C * lc.row + lc.pad
-    if floating is float:
-        dc3_lanes_pack_f32(src, g.C, g.W, dst, lc.row)
-    else:
-        dc3_lanes_pack_f64(src, g.C, g.W, dst, lc.row)
+    cdef const floating* src = <const floating*>lc.x + (n * g.D + d) * g.H * g.W * g.C
+    cdef floating* dst = ring + (d % lc.ring) * g.H * g.C * lc.row + lc.pad
+    cdef Py_ssize_t h
+    for h in range(g.H):
+        if floating is float:
+            dc3_lanes_pack_f32(src + h * g.W * g.C, g.C, g.W, dst + h * g.C * lc.row, lc.row)
+        else:
+            dc3_lanes_pack_f64(src + h * g.W * g.C, g.C, g.W, dst + h * g.C * lc.row, lc.row)
+
+
+cdef inline void _lanes_ensure(const LanesCall* lc, const PhasePlan* pp, Py_ssize_t n,
+                               Py_ssize_t qd, floating* ring, Py_ssize_t* held) noexcept nogil:
+    """The input planes the d taps of phase pp read for grid point qd, in the ring
+    (held[slot]: the plane n * D + d a slot holds, or -1)."""
+    cdef const Geometry* g = lc.g
+    cdef const Py_ssize_t* dd = lc.axis_delta + pp.dd
+    cdef Py_ssize_t jd, d
+    for jd in range(pp.td_n):
+        d = qd + dd[jd]
+        if 0 <= d < g.D and held[d % lc.ring] != n * g.D + d:
+            _lanes_transpose(lc, n, d, ring)
+            held[d % lc.ring] = n * g.D + d
 
 
 cdef inline Py_ssize_t _lanes_rows(const LanesCall* lc, const PhasePlan* pp, Py_ssize_t n,
                                    Py_ssize_t qd, Py_ssize_t qh, Py_ssize_t rows,
-                                   Py_ssize_t qw, const floating* scratch,
+                                   Py_ssize_t qw, const floating* ring,
                                    const floating** table, Py_ssize_t* first_tap) noexcept nogil:
     """The table of one kernel call: per tap of the phase (those of its d taps that reach
     the input) and row r < DC3_LANE_ROWS (grid point qh + r), the scratch row it reads
@@ -62,7 +83,7 @@ cdef inline Py_ssize_t _lanes_rows(const LanesCall* lc, const PhasePlan* pp, Py_
     cdef const Py_ssize_t* dd = lc.axis_delta + pp.dd
     cdef const Py_ssize_t* dh = lc.axis_delta + pp.dh
     cdef const Py_ssize_t* dw = lc.axis_delta + pp.dw
-    cdef const floating* zero_row = scratch + g.N * g.D * g.H * g.C * lc.row
+    cdef const floating* zero_row = <const floating*>lc.scratch
     cdef Py_ssize_t jd, jh, jw, r, d, h, u = 0, jd0 = -1
     cdef Py_ssize_t at = lc.pad + qw
     for jd in range(pp.td_n):
@@ -77,7 +98,7 @@ cdef inline Py_ssize_t _lanes_rows(const LanesCall* lc, const PhasePlan* pp, Py_
                     h = qh + r + dh[jh]
                     if r < rows and 0 <= h < g.H:
                         table[u * DC3_LANE_ROWS + r] = (
-                            scratch + ((n * g.D + d) * g.H + h) * g.C * lc.row + at + dw[jw])
+                            ring + ((d % lc.ring) * g.H + h) * g.C * lc.row + at + dw[jw])
                     else:
                         table[u * DC3_LANE_ROWS + r] = zero_row + at + dw[jw]
                 u = u + 1
@@ -153,10 +174,11 @@ cdef inline void _lanes_out(const LanesCall* lc, const PhasePlan* first_phase,
 
 
 cdef inline void _lanes_plane(const LanesCall* lc, Py_ssize_t plane, const floating** table,
-                              floating* sums, const floating* scratch,
+                              floating* sums, floating* ring, Py_ssize_t* held,
                               floating* out) noexcept nogil:
-    """Output plane (n, od): DC3_LANE_ROWS rows of one h phase and one block of lanes
-    (groups of sw outputs) at a time, every w phase of them, then out in output order."""
+    """Output plane (n, od): its input planes into the ring, then DC3_LANE_ROWS rows of
+    one h phase and one block of lanes (groups of sw outputs) at a time, every w phase
+    of them, then out in output order."""
     cdef const Geometry* g = lc.g
     cdef const PhasePlan* first
     cdef const PhasePlan* pp
@@ -165,6 +187,8 @@ cdef inline void _lanes_plane(const LanesCall* lc, Py_ssize_t plane, const float
     cdef Py_ssize_t rh, rw, q, qw, group, row_group, block, ntaps, first_tap, rows
     cdef Py_ssize_t lanes = lc.kernel.lanes, per_phase = DC3_LANE_ROWS * g.F * lanes
     cdef floating* phase_sums
+    # the d taps are those of the d phase, whatever the h and w phases
+    _lanes_ensure(lc, lc.phases + rd * g.sh * g.sw, n, qd, ring, held)
     for rh in range(g.sh):
         first = lc.phases + (rd * g.sh + rh) * g.sw
         if first.nqh <= 0:
@@ -179,7 +203,7 @@ cdef inline void _lanes_plane(const LanesCall* lc, Py_ssize_t plane, const float
                     qw = group + _lead(g, rw)
                     if pp.nqw <= 0 or qw >= pp.q0w + pp.nqw or qw + lanes <= pp.q0w:
                         continue
-                    ntaps = _lanes_rows(lc, pp, n, qd, q, rows, qw, scratch, table,
+                    ntaps = _lanes_rows(lc, pp, n, qd, q, rows, qw, ring, table,
                                         &first_tap)
                     phase_sums = sums + _slot(g, rw) * per_phase
                     if floating is float:
@@ -196,22 +220,30 @@ cdef inline void _lanes_plane(const LanesCall* lc, Py_ssize_t plane, const float
 cdef inline bint _lanes_run(const LanesCall* lc, int threads, floating* out) noexcept nogil:
     """The whole layer on the lanes path; False when a buffer could not be allocated."""
     cdef const Geometry* g = lc.g
-    cdef Py_ssize_t line, plane, lines = g.N * g.D * g.H, planes = g.N * g.OD
-    cdef floating* scratch = <floating*>lc.scratch
+    cdef Py_ssize_t plane, planes = g.N * g.OD, slot
+    cdef Py_ssize_t plane_values = g.H * g.C * lc.row
     cdef const floating** table
     cdef floating* sums
+    cdef floating* ring
+    cdef Py_ssize_t* held
     cdef Py_ssize_t failed = 0
-    for line in prange(lines, num_threads=threads, schedule="static"):
-        _lanes_transpose(lc, line, <const floating*>lc.x, scratch)
     with parallel(num_threads=threads):
+        # this thread's ring (threads take one run of consecutive planes each: static)
+        ring = (<floating*>lc.scratch + g.C * lc.row
+                + threadid() * lc.ring * plane_values)
+        held = <Py_ssize_t*>malloc(lc.ring * sizeof(Py_ssize_t))
         table = <const floating**>malloc(max(lc.max_taps, 1) * DC3_LANE_ROWS * sizeof(void*))
         sums = <floating*>malloc(g.sw * DC3_LANE_ROWS * DC3_LANE_MAX_FILTERS
                                  * lc.kernel.lanes * sizeof(floating))
-        for plane in prange(planes, schedule="dynamic"):
-            if table != NULL and sums != NULL:
-                _lanes_plane(lc, plane, table, sums, scratch, out)
+        if held != NULL:
+            for slot in range(lc.ring):
+                held[slot] = -1
+        for plane in prange(planes, schedule="static"):
+            if table != NULL and sums != NULL and held != NULL:
+                _lanes_plane(lc, plane, table, sums, ring, held, out)
             else:
                 failed += 1
+        free(held)
         free(table)
         free(sums)
     return failed == 0

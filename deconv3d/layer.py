@@ -243,15 +243,9 @@ class Conv3DTranspose:
             raise ValueError(f"strides={self.strides} split the output into "
                              f"{math.prod(self.strides)} phases; deconv3d supports at most "
                              f"{MAX_PHASES} (the product of the strides)")
-        padding = shapes.layer_padding(self)
-        output_padding = self.output_padding or (None,) * 3
-        # where the whole output starts on the uncropped axes: the core aligns its tiles
-        # there, for this output and every window of it (the dask path's blocks)
-        origin = tuple(shapes.front_crop(k, s, shapes.axis_padding(padding, axis), op, d)
-                       for axis, (k, s, op, d) in enumerate(zip(
-                           self.kernel_size, self.strides, output_padding, self.dilation_rate)))
+        # origin: the core's tiles start where the whole output does (and its windows')
         packed = _core.PackedKernel(kernel, bias, self.strides, self.dilation_rate, core,
-                                    origin)
+                                    shapes.layer_front_crops(self))
         self._state = (kernel, bias, packed, {})
 
     # ------------------------------------------------------------------ build

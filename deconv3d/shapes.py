@@ -158,6 +158,15 @@ def layer_padding(layer) -> Padding:
     return layer.padding if crops is None else crops
 
 
+def layer_front_crops(layer) -> Tuple[int, int, int]:
+    """Where a layer's output starts on each uncropped axis (whatever the input length)."""
+    padding = layer_padding(layer)
+    output_padding = layer.output_padding or (None,) * 3
+    return tuple(front_crop(k, s, axis_padding(padding, axis), op, d)  # type: ignore[return-value]
+                 for axis, (k, s, op, d) in enumerate(zip(
+                     layer.kernel_size, layer.strides, output_padding, layer.dilation_rate)))
+
+
 def axis_padding(padding: Padding, axis: int):
     """The padding of one axis: Keras's name (the same for all axes) or its crop pair."""
     return padding if isinstance(padding, str) else padding[axis]
