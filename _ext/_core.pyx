@@ -48,7 +48,7 @@ With 1-4 filters and overlapping taps, where such panels would still waste a fif
 their multiply-adds or more, the lanes path (`_lanes.pxd`) turns the layout around:
 input-grid points across the vector lanes, filters in separate sums, from a
 channel-major copy of the input, so that every multiply-add is one of the layer's
-(taken only when the module's LANES switch is on; off for now, see there).
+(where the module's LANES switch allows it).
 Stride-1 layers with 3^3 or 5^3 kernels and enough channels and filters take the
 Winograd path (`_winograd.pxd`, transforms in kernels/winograd.h): per tile of 2x2x2
 outputs, 64 (or 343) products of transformed values instead of 216 (or 1000) taps,
@@ -90,13 +90,11 @@ MR = DC3_MR
 # the panel widths (filters per panel) of each dtype size: small, normal, wide
 PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
                 8: (DC3_NR_SMALL_F64, DC3_NR_F64, DC3_NR_WIDE_F64)}
-# Whether plans may take the lanes path (_lanes.pxd) where it applies.  Off for now:
-# on a quiet machine it beat the panels it replaces by a quarter to a half (few
-# filters (1,32^3,32)->4 k3 s2: 1.7-2.3 against 2.4-2.9 ms, core and layer), but with
-# other work loading the memory bus its copy of the input (written, then read back
-# from memory) cost that back, and bench.py's rounds had it 1.09-1.28 times the
-# panels' time.  Its tests turn it on.
-LANES = False
+# Whether plans may take the lanes path (_lanes.pxd) where it applies; tests turn it off
+# to cover the panels on the same layers.  It was off while its input copy went to memory
+# and back (bench.py had it 1.09-1.28 times the panels' time on a loaded machine); with
+# each thread's ring of input planes the copy stays in cache.
+LANES = True
 # Whether plans may take the Winograd path (_winograd.pxd) where it applies; tests turn
 # it off to cover the direct path on the same layers.
 WINOGRAD = True

@@ -55,7 +55,7 @@ cdef enum:
     # quarters of the taps' own multiply-adds.  Where the panels waste nothing the lanes
     # lose: (1,32^3,32)->2 k4 s2, 16 columns without zeros, 1.7 ms against 2.5 for the
     # lanes; few filters (1,32^3,32)->4 k3 s2, 192 against 108: 2.4 -> 1.8 ms (core
-    # alone, a quiet machine; _core.LANES says why the path is off for now).
+    # alone, a quiet machine).
     LANES_MIN_WASTE_QUARTERS = 5
     # Winograd path (_winograd.pxd): stride-1 layers with 3^3 or 5^3 kernels, at least
     # this many channels and filters and this many (channels x filters): below that the

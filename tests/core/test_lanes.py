@@ -48,7 +48,7 @@ PANELS_IN_FLOAT64 = {"k3s2", "per_axis", "one_point"}
 
 @pytest.fixture(autouse=True)
 def with_lanes(monkeypatch):
-    """The planner's switch (off by default for now, _core.LANES says why)."""
+    """The planner's switch, on whatever the default (other tests turn it off)."""
     monkeypatch.setattr(_core, "LANES", True)
 
 
