@@ -95,6 +95,11 @@ PANEL_WIDTHS = {4: (DC3_NR_SMALL_F32, DC3_NR_F32, DC3_NR_WIDE_F32),
 # and back (bench.py had it 1.09-1.28 times the panels' time on a loaded machine); with
 # each thread's ring of input planes the copy stays in cache.
 LANES = True
+# ... with a kernel of at least this many points per row (AVX-512's 32).  With AVX2's 8
+# and the portable 4 the panels are faster: few filters (1,32^3,32)->4 k3 s2 on AVX2,
+# lanes 4.3 against panels 3.6 ms, 1.08-1.63 times over six layers; portable 1.3-1.5 on
+# two of three.  Tests set 1 to cover every lanes kernel.
+LANES_MIN_POINTS = 16
 # Whether plans may take the Winograd path (_winograd.pxd) where it applies; tests turn
 # it off to cover the direct path on the same layers.
 WINOGRAD = True
@@ -522,7 +527,8 @@ cdef class PackedKernel:
              int num_threads=0):
         """The Plan for these shapes (computed on first use, then cached)."""
         cdef int threads = num_threads if num_threads > 0 else omp_get_max_threads()
-        key = (input_shape, output_shape, crops, activation, threads, LANES, WINOGRAD)
+        key = (input_shape, output_shape, crops, activation, threads, LANES, LANES_MIN_POINTS,
+               WINOGRAD)
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= PLANS_KEPT:
@@ -718,6 +724,7 @@ cdef class Plan:
         cdef const Py_ssize_t* dd
         cdef Py_ssize_t align = 64 // self.itemsize
         if (not self.lanes_allowed or found == NULL or self.kernel.lanes_weights is None
+                or found.lanes < LANES_MIN_POINTS
                 or g.C < LANES_MIN_CHANNELS or self.kernel.max_taps < 2):
             return
         end = _ceil_div(_ceil_div(g.OW, g.sw), found.lanes) * found.lanes

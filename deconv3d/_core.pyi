@@ -13,6 +13,7 @@ openmp_version: int
 micro_kernel: str
 MR: int
 LANES: bool
+LANES_MIN_POINTS: int
 WINOGRAD: bool
 WINOGRAD_G: Dict[int, np.ndarray]
 

@@ -26,6 +26,7 @@ from reference import (assert_same_non_finite, assert_windows_match, layer_refer
                        relative_error)
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+DEFAULT_MIN_POINTS = _core.LANES_MIN_POINTS     # before the fixture lowers it
 
 # filters, kernel, strides, padding, output_padding, dilation, spatial, channels, batch
 CASES = [
@@ -48,8 +49,10 @@ PANELS_IN_FLOAT64 = {"k3s2", "per_axis", "one_point"}
 
 @pytest.fixture(autouse=True)
 def with_lanes(monkeypatch):
-    """The planner's switch, on whatever the default (other tests turn it off)."""
+    """The planner's switch, on whatever the default (other tests turn it off), for every
+    lanes kernel (by default only AVX-512's are fast enough to be taken)."""
     monkeypatch.setattr(_core, "LANES", True)
+    monkeypatch.setattr(_core, "LANES_MIN_POINTS", 1)
 
 
 def make_layer(case, dtype, activation=None, use_bias=True, data_format="channels_last",
@@ -192,3 +195,14 @@ def test_turned_off_the_same_layer_takes_panels(monkeypatch):
     monkeypatch.setattr(_core, "LANES", False)
     assert "lanes" not in layer._core_plan(x.shape).explain()["paths"]
     assert relative_error(layer(x), lanes) <= 1e-6
+
+
+def test_by_default_taken_only_with_kernels_of_enough_points(monkeypatch):
+    """AVX2's and the portable lanes kernels lose to the panels: by default the planner
+    takes the path only where the CPU's lanes kernel has DEFAULT_MIN_POINTS points."""
+    layer, x = make_layer(CASES[0], "float32")
+    points = plan_of(layer, x).explain()["lanes"][0]
+    monkeypatch.setattr(_core, "LANES_MIN_POINTS", DEFAULT_MIN_POINTS)
+    paths = plan_of(layer, x).explain()["paths"]
+    assert ("lanes" in paths) == (points >= DEFAULT_MIN_POINTS), (points, paths)
+    assert relative_error(layer(x), layer_reference(layer, x)) <= 1e-5

@@ -92,7 +92,8 @@ def make_layer(case, dtype, num_threads=None, activation=None):
 @pytest.mark.parametrize("case", CASES, ids=[f"plan{i}" for i in range(len(CASES))])
 def test_case_takes_its_paths_and_matches_reference(case, dtype, monkeypatch):
     if "lanes" in case[-1]:
-        monkeypatch.setattr(_core, "LANES", True)     # whatever the default
+        monkeypatch.setattr(_core, "LANES", True)     # whatever the default, and for
+        monkeypatch.setattr(_core, "LANES_MIN_POINTS", 1)   # every lanes kernel
     filters = case[0] if dtype == "float32" else max(1, case[0] // 2)
     case = (filters, *case[1:])
     layer, x = make_layer(case, dtype, num_threads=2)
