@@ -40,26 +40,33 @@ cdef struct WinogradCall:
     Py_ssize_t tile_values, tile_products
 
 
+cdef inline Py_ssize_t _wg_tile_start(const WinogradCall* wc, Py_ssize_t tile,
+                                      Py_ssize_t* start) noexcept nogil:
+    """The tile's image (returned) and its first output along d, h, w (start; those
+    before output 0 or past the end are cropped away)."""
+    start[2] = (tile % wc.tiles_w) * DC3_WG_OUTPUTS - wc.lead_w
+    start[1] = ((tile // wc.tiles_w) % wc.tiles_h) * DC3_WG_OUTPUTS - wc.lead_h
+    start[0] = ((tile // (wc.tiles_w * wc.tiles_h)) % wc.tiles_d) * DC3_WG_OUTPUTS - wc.lead_d
+    return tile // (wc.tiles_w * wc.tiles_h * wc.tiles_d)
+
+
 cdef inline void _wg_points(const WinogradCall* wc, Py_ssize_t tile,
                             const floating** points) noexcept nogil:
     """points[(a * P + b) * P + e]: where the channels of the tile's input point (a, b, e)
     are, or the zero row where it falls outside the input."""
     cdef const Geometry* g = wc.g
     cdef const floating* x = <const floating*>wc.x
-    cdef Py_ssize_t P = wc.transforms.points, back = wc.taps - 1, n, td, th, tw, a, b, e
-    cdef Py_ssize_t d, h, w
-    tw = tile % wc.tiles_w
-    th = (tile // wc.tiles_w) % wc.tiles_h
-    td = (tile // (wc.tiles_w * wc.tiles_h)) % wc.tiles_d
-    n = tile // (wc.tiles_w * wc.tiles_h * wc.tiles_d)
+    cdef Py_ssize_t P = wc.transforms.points, back = wc.taps - 1, n, a, b, e, d, h, w
+    cdef Py_ssize_t start[3]
+    n = _wg_tile_start(wc, tile, start)
     # output o reads input o + crop - t through tap t: the tile's first input point is
     # its first output + crop - (taps - 1)
     for a in range(P):
-        d = td * DC3_WG_OUTPUTS - wc.lead_d + g.pd - back + a
+        d = start[0] + g.pd - back + a
         for b in range(P):
-            h = th * DC3_WG_OUTPUTS - wc.lead_h + g.ph - back + b
+            h = start[1] + g.ph - back + b
             for e in range(P):
-                w = tw * DC3_WG_OUTPUTS - wc.lead_w + g.pw - back + e
+                w = start[2] + g.pw - back + e
                 if 0 <= d < g.D and 0 <= h < g.H and 0 <= w < g.W:
                     points[(a * P + b) * P + e] = x + (((n * g.D + d) * g.H + h) * g.W
                                                        + w) * g.C
@@ -130,23 +137,18 @@ cdef inline void _wg_outputs(const WinogradCall* wc, Py_ssize_t first, Py_ssize_
                              floating* out) noexcept nogil:
     """Tiles first .. first + count - 1 from their products to the output."""
     cdef const Geometry* g = wc.g
-    cdef Py_ssize_t N = wc.transforms.transforms
-    cdef Py_ssize_t N3 = N * N * N, width = wc.blocks * wc.nr
-    cdef Py_ssize_t s, tile, n, td, th, tw, a, b, e, d, h, w, f, v
+    cdef Py_ssize_t width = wc.blocks * wc.nr, s, n, a, b, e, d, h, w, f, v
+    cdef Py_ssize_t start[3]
     cdef int activation = g.activation
     cdef floating* o
     for s in range(count):
-        tile = first + s
-        tw = tile % wc.tiles_w
-        th = (tile // wc.tiles_w) % wc.tiles_h
-        td = (tile // (wc.tiles_w * wc.tiles_h)) % wc.tiles_d
-        n = tile // (wc.tiles_w * wc.tiles_h * wc.tiles_d)
+        n = _wg_tile_start(wc, first + s, start)
         for a in range(DC3_WG_OUTPUTS):
-            d = td * DC3_WG_OUTPUTS - wc.lead_d + a
+            d = start[0] + a
             for b in range(DC3_WG_OUTPUTS):
-                h = th * DC3_WG_OUTPUTS - wc.lead_h + b
+                h = start[1] + b
                 for e in range(DC3_WG_OUTPUTS):
-                    w = tw * DC3_WG_OUTPUTS - wc.lead_w + e
+                    w = start[2] + e
                     v = (a * DC3_WG_OUTPUTS + b) * DC3_WG_OUTPUTS + e
                     voxels[v] = NULL
                     if 0 <= d < g.OD and 0 <= h < g.OH and 0 <= w < g.OW:
@@ -168,8 +170,7 @@ cdef inline void _wg_outputs(const WinogradCall* wc, Py_ssize_t first, Py_ssize_
 cdef inline bint _wg_run(const WinogradCall* wc, int threads, floating* out) noexcept nogil:
     """The whole layer on the Winograd path; False when a buffer could not be allocated."""
     cdef const Geometry* g = wc.g
-    cdef Py_ssize_t N = wc.transforms.transforms, P = wc.transforms.points
-    cdef Py_ssize_t N3 = N * N * N
+    cdef Py_ssize_t P = wc.transforms.points
     cdef Py_ssize_t tiles = g.N * wc.tiles_d * wc.tiles_h * wc.tiles_w
     cdef Py_ssize_t batches = _ceil_div(tiles, wc.batch), batch, first, count
     cdef floating* values

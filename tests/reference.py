@@ -8,6 +8,7 @@ taps are spread by the dilation rate.  Nothing here is clever; it is slow.
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -163,6 +164,27 @@ def layer_reference(layer, x, activation="linear"):
                                 layer.dilation_rate)
     expected = ACTIVATIONS[activation](expected)
     return expected.transpose(0, 4, 1, 2, 3) if channels_first else expected
+
+
+def assert_python_threads_agree(layer, x, calls=20):
+    """Two Python threads calling the same layer (one plan, its buffers) at once, on two
+    inputs shaped like x, each get what a lone call gives, `calls` times each."""
+    inputs = [np.random.default_rng(seed).standard_normal(x.shape).astype(x.dtype)
+              for seed in range(2)]
+    expected = [layer(v) for v in inputs]
+    failures = []
+
+    def work(which):
+        for _ in range(calls):
+            if not np.array_equal(layer(inputs[which]), expected[which]):
+                failures.append(which)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
 
 
 def assert_windows_match(layer, x, path, count=12, seed=5):

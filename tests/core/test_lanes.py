@@ -12,7 +12,6 @@ kernels.
 """
 
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,8 @@ import deconv3d
 from deconv3d import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import (assert_same_non_finite, assert_windows_match, layer_reference,  # noqa: E402
-                       relative_error)
+from reference import (assert_python_threads_agree, assert_same_non_finite,  # noqa: E402
+                       assert_windows_match, layer_reference, relative_error)
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 DEFAULT_MIN_POINTS = _core.LANES_MIN_POINTS     # before the fixture lowers it
@@ -157,22 +156,7 @@ def test_calls_reuse_the_scratch_and_see_new_inputs():
 def test_two_python_threads_share_a_plan():
     """A call finding the plan's scratch taken by another thread's makes its own."""
     layer, x = make_layer(CASES[0], "float32", num_threads=1)
-    inputs = [np.random.default_rng(seed).standard_normal(x.shape).astype("float32")
-              for seed in range(2)]
-    expected = [layer(v) for v in inputs]
-    failures = []
-
-    def work(which):
-        for _ in range(40):
-            if not np.array_equal(layer(inputs[which]), expected[which]):
-                failures.append(which)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert_python_threads_agree(layer, x, calls=40)
 
 
 def test_not_taken_where_the_panels_waste_little_or_filters_are_many():

@@ -13,7 +13,6 @@ transforms.
 """
 
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ import deconv3d
 from deconv3d import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import assert_same_non_finite, layer_reference, relative_error  # noqa: E402
+from reference import (assert_python_threads_agree, assert_same_non_finite,  # noqa: E402
+                       layer_reference, relative_error)
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 CHANNELS = _core.TUNING["WINOGRAD_MIN_CHANNELS"]
@@ -143,22 +143,7 @@ def test_non_finite_inputs_take_the_direct_path():
 
 def test_two_python_threads_share_a_plan():
     layer, x = make_layer(CASES[5], "float32", num_threads=1)
-    inputs = [np.random.default_rng(seed).standard_normal(x.shape).astype("float32")
-              for seed in range(2)]
-    expected = [layer(v) for v in inputs]
-    failures = []
-
-    def work(which):
-        for _ in range(20):
-            if not np.array_equal(layer(inputs[which]), expected[which]):
-                failures.append(which)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert_python_threads_agree(layer, x, calls=20)
 
 
 @pytest.mark.parametrize("kernel, strides, dilation, channels, filters", [
